@@ -1,0 +1,2 @@
+"""tflopt's built-in passes. Importing a module registers its passes with the pass manager."""
+from . import cleanup  # noqa: F401

@@ -1,0 +1,227 @@
+"""The core subcommands: inspect, size, optimize, passes."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from .cli import emit_json, fail
+from .io import load
+from .model import Model
+
+MODEL_ARG = click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def describe(model: Model, path: Path | None = None) -> dict:
+    """The stable summary ``inspect --json`` prints (keys listed in the README)."""
+    subgraphs = []
+    for si, sg in enumerate(model.subgraphs):
+        def io(idxs):
+            return [{"index": t, "name": sg.tensors[t].name, "shape": list(sg.tensors[t].shape),
+                     "dtype": sg.tensors[t].type_name,
+                     "quantization": _quant(sg.tensors[t])} for t in idxs]
+        subgraphs.append({
+            "index": si, "name": sg.name, "tensors": len(sg.tensors), "operators": len(sg.operators),
+            "inputs": io(sg.inputs), "outputs": io(sg.outputs),
+            "ops": [{"index": oi, "op": op.name, "version": op.version, "inputs": list(op.inputs),
+                     "outputs": list(op.outputs)} for oi, op in enumerate(sg.operators)],
+        })
+    op_counts = Counter(op.name for op in model.operators())
+    const_bytes: Counter = Counter()
+    params: Counter = Counter()
+    seen = set()
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            if t.is_constant and t.buffer_index not in seen:
+                seen.add(t.buffer_index)
+                const_bytes[t.type_name] += t.buffer.nbytes
+                params[t.type_name] += t.num_elements
+    return {
+        "path": str(path) if path else model.source_name,
+        "file_bytes": path.stat().st_size if path else None,
+        "schema_version": model.version,
+        "description": model.description,
+        "min_runtime_version": model.min_runtime_version,
+        "metadata": model.metadata_names(),
+        "signatures": [{"key": (s.signatureKey.decode() if isinstance(s.signatureKey, bytes) else s.signatureKey),
+                        "subgraph": s.subgraphIndex,
+                        "inputs": [_name(tm.name) for tm in s.inputs or []],
+                        "outputs": [_name(tm.name) for tm in s.outputs or []]} for s in model.signature_defs],
+        "operator_codes": [{"op": _opname(oc), "version": int(oc.version or 1)} for oc in model.operator_codes],
+        "op_counts": dict(sorted(op_counts.items())),
+        "constant_bytes": dict(sorted(const_bytes.items())),
+        "parameters": dict(sorted(params.items())),
+        "buffers": len(model.buffers),
+        "subgraphs": subgraphs,
+        "sparse_tensors": sum(1 for sg in model.subgraphs for t in sg.tensors if t.sparsity is not None),
+    }
+
+
+def _name(s):
+    return s.decode("utf-8", "replace") if isinstance(s, bytes) else s
+
+
+def _opname(oc):
+    from .schema import op_name
+    return op_name(oc)
+
+
+def _quant(t):
+    q = t.quantization
+    if q is None or q.scale.size == 0:
+        return None
+    if q.scale.size == 1:
+        return {"scale": float(q.scale[0]), "zero_point": int(q.zero_point[0]) if q.zero_point.size else 0}
+    return {"scales": int(q.scale.size), "axis": q.axis}
+
+
+@click.command("inspect")
+@MODEL_ARG
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (keys in the README).")
+@click.option("--ops", "show_ops", is_flag=True, help="List every operator in graph order.")
+def inspect_cmd(model: Path, as_json: bool, show_ops: bool):
+    """Summarise MODEL: subgraphs, inputs and outputs, operators, constants, metadata."""
+    m = load(model)
+    info = describe(m, model)
+    if as_json:
+        emit_json(info)
+        return
+    click.echo(f"{info['path']}: {info['file_bytes']:,} bytes, schema v{info['schema_version']}, "
+               f"min runtime {info['min_runtime_version'] or '-'}")
+    if info["description"]:
+        click.echo(f"description: {info['description']}")
+    for sg in info["subgraphs"]:
+        click.echo(f"subgraph {sg['index']} {sg['name']!r}: {sg['operators']} ops, {sg['tensors']} tensors")
+        for kind in ("inputs", "outputs"):
+            for t in sg[kind]:
+                q = f" q={t['quantization']}" if t["quantization"] else ""
+                click.echo(f"  {kind[:-1]:6} {t['name']} {t['dtype']}{t['shape']}{q}")
+        if show_ops:
+            for op in sg["ops"]:
+                click.echo(f"    {op['index']:4} {op['op']} v{op['version']} {op['inputs']} -> {op['outputs']}")
+    click.echo("operators: " + ", ".join(f"{k} x{v}" for k, v in info["op_counts"].items()))
+    click.echo("constants: " + ", ".join(f"{k} {info['parameters'][k]:,} values / {v:,} bytes"
+                                         for k, v in info["constant_bytes"].items()))
+    if info["signatures"]:
+        click.echo("signatures: " + ", ".join(s["key"] for s in info["signatures"]))
+    click.echo("metadata: " + (", ".join(info["metadata"]) or "-"))
+
+
+@click.command("size")
+@MODEL_ARG
+@click.argument("other", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print figures as JSON (raw_bytes, gzip_bytes, zstd_bytes, tensors).")
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=19, show_default=True)
+@click.option("--top", type=click.IntRange(0), default=15, show_default=True,
+              help="Tensors listed in the text table (largest first); 0 lists none.")
+def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, top: int):
+    """Raw, gzip -9 and zstd sizes of MODEL, a per-tensor table, and deltas against OTHER."""
+    from .size import compare, measure, summary_line
+    results = []
+    for path in [model] + ([other] if other else []):
+        m = load(path)
+        data = path.read_bytes()
+        r = measure(data, zstd_level=zstd_level)
+        del m
+        r["path"] = str(path)
+        results.append(r)
+    if as_json:
+        out = dict(results[0])
+        if other:
+            out["other"] = results[1]
+            out["delta"] = compare(results[0], results[1])
+        emit_json(out)
+        return
+    for r in results:
+        click.echo(f"{r['path']}: raw {r['raw_bytes']:,}  gzip-9 {r['gzip_bytes']:,}  zstd-{zstd_level} {r['zstd_bytes']:,}")
+        rows = sorted(r["tensors"], key=lambda x: -x["bytes"])[:top]
+        if rows:
+            click.echo(f"  {'bytes':>12} {'dtype':8} {'elements':>10} {'unique':>8} {'zeros':>6}  name")
+            for t in rows:
+                click.echo(f"  {t['bytes']:>12,} {t['dtype']:8} {t['elements']:>10,} {t['unique_values']:>8,} "
+                           f"{t['zero_fraction']:>6.1%}  {t['name']}")
+    if other:
+        d = compare(results[0], results[1])
+        for key in ("raw_bytes", "gzip_bytes", "zstd_bytes"):
+            click.echo(f"{key[:-6]:>5}: {summary_line(d[key]['before'], d[key]['after'])}")
+
+
+@click.command("optimize")
+@MODEL_ARG
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the optimised model (written atomically).")
+@click.option("-p", "--pipeline", default="", help="Passes to run, e.g. 'prune(sparsity=0.5),quantize(mode=int8)'.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Calibration samples: .npz, .npy, an image folder, or module:function.")
+@click.option("--force", is_flag=True, help="Allow OUTPUT to be the same file as MODEL.")
+@click.option("--layout", type=click.Choice(["auto", "inline", "external"]), default="auto", show_default=True,
+              help="Where buffer bytes go: inside the flatbuffer, or after it (needed above 2 GB).")
+@click.option("--sizes", is_flag=True, help="Also report gzip -9 and zstd sizes before and after.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, force: bool, layout: str, sizes: bool,
+                 as_json: bool):
+    """Run a pipeline of passes over MODEL and write the result to OUTPUT."""
+    from .pipeline import PassContext, PassManager, parse_pipeline
+    passes = parse_pipeline(pipeline)  # before any I/O, so a typo fails fast
+    if output.exists() and model.exists() and output.resolve() == model.resolve() and not force:
+        fail(f"{output}: output is the input file; pass --force to overwrite it")
+    if output.exists() and output.is_dir():
+        fail(f"{output}: is a directory")
+    if not output.parent.exists() and str(output.parent):
+        fail(f"{output}: folder {output.parent} does not exist")
+    m = load(model)
+    ctx = PassContext()
+    if calibration is not None:
+        from .calibration import load_calibration
+        ctx.calibration = load_calibration(calibration, m)
+    report = PassManager(passes).run(m, ctx)
+    m.save(output, layout=layout)
+    out = {"input": str(model), "output": str(output), "pipeline": ",".join(p.spec() for p in passes),
+           **report.as_dict()}
+    out["size"] = {"before": {"raw_bytes": model.stat().st_size}, "after": {"raw_bytes": output.stat().st_size}}
+    if sizes:
+        from .size import gzip_size, zstd_size
+        for key, path in (("before", model), ("after", output)):
+            data = path.read_bytes()
+            out["size"][key].update(gzip_bytes=gzip_size(data), zstd_bytes=zstd_size(data))
+    if as_json:
+        emit_json(out)
+        return
+    from .size import summary_line
+    for rec in report.passes:
+        click.echo(f"{rec.spec:40} {'changed' if rec.changed else 'no change':9} {rec.seconds * 1000:8.1f} ms  "
+                   f"{summary_line(rec.bytes_before, rec.bytes_after)}")
+        for w in rec.warnings:
+            click.echo(f"  warning: {w}")
+    for key in ("raw_bytes", "gzip_bytes", "zstd_bytes"):
+        if key in out["size"]["after"]:
+            click.echo(f"{key[:-6]:>5}: {summary_line(out['size']['before'][key], out['size']['after'][key])}")
+    click.echo(f"wrote {output}")
+
+
+@click.command("passes")
+@click.option("--json", "as_json", is_flag=True)
+def passes_cmd(as_json: bool):
+    """List the available passes and their options."""
+    import dataclasses
+    import typing
+
+    from .pipeline import REGISTRY, _default_of, _load_builtin_passes
+    _load_builtin_passes()
+    out = []
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        hints = typing.get_type_hints(cls.Options)
+        opts = [{"name": f.name, "type": str(hints[f.name]).replace("typing.", ""), "default": _default_of(f)}
+                for f in dataclasses.fields(cls.Options)]
+        out.append({"name": name, "summary": cls.summary, "options": opts})
+    if as_json:
+        emit_json(out)
+        return
+    for p in out:
+        click.echo(f"{p['name']}: {p['summary']}")
+        for o in p["options"]:
+            click.echo(f"    {o['name']} ({o['type']}) = {o['default']!r}")
+
+

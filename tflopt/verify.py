@@ -1,0 +1,106 @@
+"""Structural checks the interpreter relies on; run on load and after every pass."""
+from __future__ import annotations
+
+import numpy as np
+
+from .model import Model
+from .schema import NUMPY_DTYPES, TensorType
+
+# Types whose byte size is not elements x itemsize.
+_PACKED = {TensorType.STRING, TensorType.RESOURCE, TensorType.VARIANT}
+for _n in ("INT4", "UINT4", "INT2"):
+    if hasattr(TensorType, _n):
+        _PACKED.add(getattr(TensorType, _n))
+
+
+def verify_model(model: Model) -> list[str]:
+    """Every problem found, worded for a user; an empty list means the model is sound."""
+    problems: list[str] = []
+    n_codes = len(model.operator_codes)
+    n_buffers = len(model.buffers)
+    n_sg = len(model.subgraphs)
+    if n_sg == 0:
+        problems.append("model has no subgraphs")
+    for si, sg in enumerate(model.subgraphs):
+        where = f"subgraph {si}"
+        n_t = len(sg.tensors)
+        for name, idxs in (("input", sg.inputs), ("output", sg.outputs)):
+            for t in idxs:
+                if not 0 <= t < n_t:
+                    problems.append(f"{where}: {name} tensor index {t} out of range (0..{n_t - 1})")
+        for oi, op in enumerate(sg.operators):
+            code = op.raw.opcodeIndex
+            if not 0 <= code < n_codes:
+                problems.append(f"{where} op {oi}: operator code index {code} out of range ({n_codes} codes)")
+                continue
+            for kind, idxs in (("input", op.inputs), ("output", op.outputs)):
+                for t in idxs:
+                    if t < -1 or t >= n_t:
+                        problems.append(f"{where} op {oi} ({op.name}): {kind} tensor index {t} out of range")
+        for t in sg.tensors:
+            tw = f"{where} tensor {t.index} ({t.name!r})"
+            b = t.buffer_index
+            if not 0 <= b < n_buffers:
+                problems.append(f"{tw}: buffer index {b} out of range ({n_buffers} buffers)")
+                continue
+            if t.type not in NUMPY_DTYPES:
+                problems.append(f"{tw}: unknown tensor type {t.type}")
+                continue
+            if any(d < 0 for d in t.shape):
+                problems.append(f"{tw}: negative dimension in shape {list(t.shape)}")
+                continue
+            problems.extend(_check_data(t, tw))
+            problems.extend(_check_quantization(t, tw))
+    for sig in model.signature_defs:
+        si = sig.subgraphIndex
+        if not 0 <= si < n_sg:
+            problems.append(f"signature {sig.signatureKey!r}: subgraph index {si} out of range")
+            continue
+        n_t = len(model.subgraphs[si].tensors)
+        for tm in list(sig.inputs or []) + list(sig.outputs or []):
+            if not 0 <= tm.tensorIndex < n_t:
+                problems.append(f"signature {sig.signatureKey!r}: tensor index {tm.tensorIndex} out of range")
+    for md in model.raw.metadata:
+        if not 0 <= md.buffer < n_buffers:
+            problems.append(f"metadata {md.name!r}: buffer index {md.buffer} out of range")
+    return problems
+
+
+def _check_data(t, tw: str) -> list[str]:
+    buf = t.buffer
+    if buf is None or buf.nbytes == 0 or t.type in _PACKED:
+        return []
+    dt = NUMPY_DTYPES[t.type]
+    if dt is None:
+        return []
+    if t.sparsity is not None:
+        if buf.nbytes % dt.itemsize:
+            return [f"{tw}: sparse buffer of {buf.nbytes} bytes is not a whole number of {dt.name}"]
+        return []
+    expected = t.num_elements * dt.itemsize
+    if buf.nbytes != expected:
+        return [f"{tw}: buffer holds {buf.nbytes} bytes, shape {list(t.shape)} x {t.type_name} needs {expected}"]
+    return []
+
+
+def _check_quantization(t, tw: str) -> list[str]:
+    q = t.raw.quantization
+    if q is None or q.detailsType:
+        return []
+    scale = np.asarray(q.scale if q.scale is not None else [], np.float64)
+    zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], np.int64)
+    if scale.size == 0:
+        return []
+    out = []
+    if zp.size != scale.size:
+        out.append(f"{tw}: {scale.size} scales but {zp.size} zero points")
+    shape = t.shape
+    if scale.size > 1:
+        axis = int(q.quantizedDimension or 0)
+        if not 0 <= axis < len(shape):
+            out.append(f"{tw}: quantized_dimension {axis} outside rank {len(shape)}")
+        elif shape[axis] != scale.size:
+            out.append(f"{tw}: {scale.size} scales for dimension {axis} of size {shape[axis]}")
+    if not np.all(np.isfinite(scale)):
+        out.append(f"{tw}: non-finite quantization scale")
+    return out
