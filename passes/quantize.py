@@ -1,0 +1,65 @@
+"""The ``quantize`` pass: one entry point, four modes.
+
+float16 and dynamic-range rewrite weights only (``quantize_weights``); int8 and int16x8
+quantize activations too, from calibration data (``quantize_static``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tflopt.pipeline import Pass, PassResult, register
+
+IOType = Literal["float32", "int8", "uint8", "int16"]
+
+
+@dataclass
+class QuantizeOptions:
+    mode: Literal["float16", "dynamic", "int8", "int16x8"] = "int8"
+    # Per output channel where the kernel accepts it (conv, depthwise, fully connected).
+    per_channel: bool = True
+    # Weights with fewer elements stay as they are; None means the mode's default
+    # (1024 for dynamic, as the converter; 0 otherwise).
+    min_elements: int | None = None
+    # Selective quantization: op types to include / skip, tensor-name regexes, a JSON recipe.
+    ops: list[str] = field(default_factory=list)
+    skip_ops: list[str] = field(default_factory=list)
+    include: str | None = None
+    exclude: str | None = None
+    recipe: str | None = None
+    # Model boundary types for int8 / int16x8.
+    input_type: IOType = "float32"
+    output_type: IOType = "float32"
+    # Activation range estimation from calibration data.
+    calibration: Literal["minmax", "moving_average", "percentile", "mse"] = "minmax"
+    percentile: float = 99.99
+    samples: int = 0  # 0: every calibration sample
+    # Weight rounding: round-to-nearest, or error-compensating (GPTQ, needs calibration).
+    weights: Literal["rtn", "gptq"] = "rtn"
+
+    def validate(self) -> None:
+        if not 0 < self.percentile <= 100:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.min_elements is not None and self.min_elements < 0:
+            raise ValueError("min_elements must be >= 0")
+        if self.samples < 0:
+            raise ValueError("samples must be >= 0")
+        if self.mode in ("float16", "dynamic") and (self.input_type, self.output_type) != ("float32", "float32"):
+            raise ValueError(f"mode={self.mode} keeps float32 model inputs and outputs")
+        allowed = {"int8": {"float32", "int8", "uint8"}, "int16x8": {"float32", "int16"}}.get(self.mode)
+        if allowed and not {self.input_type, self.output_type} <= allowed:
+            raise ValueError(f"mode={self.mode} allows input/output types {', '.join(sorted(allowed))}")
+
+
+@register
+class Quantize(Pass):
+    name = "quantize"
+    summary = "Requantize weights (float16, dynamic int8) or the whole model (int8, int16x8) from any input."
+    Options = QuantizeOptions
+
+    def run(self, model, ctx) -> PassResult:
+        if self.options.mode in ("float16", "dynamic"):
+            from .quantize_weights import quantize_weights
+            return quantize_weights(model, ctx, self.options)
+        from .quantize_static import quantize_static
+        return quantize_static(model, ctx, self.options)

@@ -1,0 +1,84 @@
+"""Running models in the LiteRT interpreter: for calibration, validation and tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def _content(model) -> bytes:
+    from .model import Model
+    if isinstance(model, Model):
+        return model.to_bytes()
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model)
+    return Path(model).read_bytes()
+
+
+def interpreter(model, *, xnnpack: bool = True, preserve_all: bool = False, num_threads: int = 1):
+    """An allocated LiteRT interpreter for a Model, bytes or a path.
+
+    ``xnnpack=False`` uses the builtin kernels only, so results do not depend on which ops
+    the default delegate takes; ``preserve_all`` keeps intermediates readable after invoke.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = Interpreter(model_content=_content(model), num_threads=num_threads,
+                         experimental_op_resolver_type=resolver,
+                         experimental_preserve_all_tensors=preserve_all)
+    interp.allocate_tensors()
+    return interp
+
+
+def random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
+    """A random sample for one input: uniform in the float range a quantized input encodes,
+    [-1, 1) for float inputs, small non-negative values for integer inputs."""
+    shape = [d if d > 0 else 1 for d in detail["shape"]]
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return rng.uniform(-1.0, 1.0, shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(np.bool_)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        scale, zp = detail.get("quantization", (0.0, 0))
+        if scale:  # quantized input: cover the whole encoded range
+            return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        return rng.integers(0, min(int(info.max), 8), shape, endpoint=True).astype(dtype)
+    raise ValueError(f"cannot make random data for input dtype {dtype}")
+
+
+def random_inputs(interp, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [random_input(d, rng) for d in interp.get_input_details()]
+
+
+def invoke(interp, inputs) -> list[np.ndarray]:
+    """Feed inputs (a list in input order, or a dict by input name) and return every output
+    (copied, in output order)."""
+    details = interp.get_input_details()
+    if isinstance(inputs, dict):
+        inputs = [inputs[d["name"]] for d in details]
+    if len(inputs) != len(details):
+        raise ValueError(f"model has {len(details)} inputs, got {len(inputs)}")
+    for d, x in zip(details, inputs):
+        x = np.asarray(x, dtype=d["dtype"])
+        if list(x.shape) != list(d["shape"]):
+            interp.resize_tensor_input(d["index"], list(x.shape))
+            interp.allocate_tensors()
+        interp.set_tensor(d["index"], x)
+    interp.invoke()
+    return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
+
+
+def run(model, inputs=None, *, seed: int = 0, xnnpack: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(inputs, outputs) of one inference; random inputs when none are given."""
+    interp = interpreter(model, xnnpack=xnnpack)
+    if inputs is None:
+        inputs = random_inputs(interp, seed)
+    return inputs, invoke(interp, inputs)
+
+
+def quiet_tf_logging() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,115 @@
+"""Finding the weights of weighted ops, whatever way the converter stored them.
+
+A weight may be a float32 constant, a float16 or int8 constant behind DEQUANTIZE, a sparse
+constant behind DENSIFY, or an int8 constant read directly by a hybrid or integer kernel.
+Passes that edit weights (prune, cluster, quantize) all start from ``find_weights``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import Model, Operator, Subgraph, Tensor
+from .quantization import dequantize
+
+# op -> (weight input position, output-channel axis of the weight as TFLite stores it)
+WEIGHT_OPERANDS: dict[str, tuple[int, int | None]] = {
+    "CONV_2D": (1, 0),
+    "DEPTHWISE_CONV_2D": (1, 3),
+    "FULLY_CONNECTED": (1, 0),
+    "TRANSPOSE_CONV": (1, 0),
+    "CONV_3D": (1, 4),
+    "BATCH_MATMUL": (1, None),
+    "EMBEDDING_LOOKUP": (1, 0),
+}
+# op -> bias input position
+BIAS_OPERANDS: dict[str, int] = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3,
+                                 "CONV_3D": 2}
+LOOK_THROUGH = ("DEQUANTIZE", "DENSIFY")
+
+
+@dataclass
+class WeightRef:
+    subgraph: Subgraph
+    op: Operator            # the consumer (CONV_2D, FULLY_CONNECTED, ...)
+    position: int           # which input of ``op``
+    tensor: Tensor          # the stored constant
+    via: list[Operator]     # DEQUANTIZE / DENSIFY ops between the constant and ``op``
+    axis: int | None        # output-channel axis of the stored weight
+
+    @property
+    def name(self) -> str:
+        return self.tensor.name
+
+    @property
+    def sparse(self) -> bool:
+        return self.tensor.sparsity is not None
+
+    def float_values(self) -> np.ndarray:
+        """The weight as dense float32, in the consumer's layout."""
+        return float_values(self.tensor)
+
+
+def stored_constant(sg: Subgraph, tensor_index: int, producers: dict | None = None) -> tuple[Tensor | None, list[Operator]]:
+    """The constant behind ``tensor_index`` looking through DEQUANTIZE / DENSIFY producers."""
+    producers = sg.producer_map() if producers is None else producers
+    via: list[Operator] = []
+    t = sg.tensors[tensor_index]
+    while not t.is_constant:
+        op = producers.get(t.index)
+        if op is None or op.name not in LOOK_THROUGH or not op.inputs:
+            return None, via
+        via.insert(0, op)
+        t = sg.tensors[op.inputs[0]]
+    return t, via
+
+
+def float_values(t: Tensor) -> np.ndarray:
+    """Dense float32 values of a constant: float16 widened, integers dequantized with their
+    scale (per channel), sparse storage expanded."""
+    if t.sparsity is not None:
+        from .sparse import to_dense
+        data = to_dense(t)
+    else:
+        data = t.data
+    if data is None:
+        raise ValueError(f"tensor {t.name!r} has no constant data")
+    if data.dtype.kind == "f":
+        return data.astype(np.float32)
+    q = t.quantization
+    if q is None or q.scale.size == 0:
+        return data.astype(np.float32)
+    return dequantize(data, q.scale, q.zero_point, q.axis)
+
+
+def find_weights(model: Model, *, ops: list[str] | None = None, name_regex: str | None = None,
+                 exclude_regex: str | None = None, min_elements: int = 0) -> list[WeightRef]:
+    """Weights of weighted ops in graph order; a constant shared by several ops is listed once
+    (at its first consumer), since editing it affects them all."""
+    pattern = re.compile(name_regex) if name_regex else None
+    excluded = re.compile(exclude_regex) if exclude_regex else None
+    wanted = set(ops) if ops else None
+    seen: set[tuple[int, int]] = set()
+    refs: list[WeightRef] = []
+    for sg in model.subgraphs:
+        producers = sg.producer_map()
+        for op in sg.operators:
+            spec = WEIGHT_OPERANDS.get(op.name)
+            if spec is None or (wanted is not None and op.name not in wanted):
+                continue
+            pos, axis = spec
+            if pos >= len(op.inputs) or op.inputs[pos] < 0:
+                continue
+            t, via = stored_constant(sg, op.inputs[pos], producers)
+            if t is None or t.num_elements < min_elements:
+                continue
+            if pattern and not pattern.search(t.name) or excluded and excluded.search(t.name):
+                continue
+            key = (id(sg), t.index)
+            if key in seen:
+                continue
+            seen.add(key)
+            refs.append(WeightRef(sg, op, pos, t, via, axis if len(t.shape) > (axis or 0) else None))
+    return refs
