@@ -82,3 +82,51 @@ def run(model, inputs=None, *, seed: int = 0, xnnpack: bool = True) -> tuple[lis
 
 def quiet_tf_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _cut_ops(model, doomed_names: set[str]):
+    """Remove ops named in ``doomed_names`` from subgraph 0 and everything downstream of them;
+    what fed them becomes a graph output, so the rest can still be compared."""
+    sg = model.main
+    dead_tensors: set[int] = set()
+    new_outputs: list[int] = []
+    keep = []
+    for op in sg.operators:
+        if op.name in doomed_names or any(t in dead_tensors for t in op.inputs if t >= 0):
+            dead_tensors.update(op.outputs)
+            new_outputs.extend(t for t in op.inputs if t >= 0 and t not in dead_tensors
+                               and not sg.tensors[t].is_constant)
+        else:
+            keep.append(op)
+    for op in [o for o in sg.operators if o not in keep]:
+        sg.remove_operator(op)
+    outputs = [t for t in sg.outputs if t not in dead_tensors]
+    outputs += [t for t in dict.fromkeys(new_outputs) if t not in outputs]
+    sg.raw.outputs = outputs
+    # Signatures name the old outputs; a cut model is only ever run by index.
+    model.raw.signatureDefs = []
+    model.remove_unused()
+    return model
+
+
+def runnable(model):
+    """A copy of the model the stock interpreter can run: custom ops it cannot resolve (and
+    what depends on them) are cut, their inputs become outputs. Returns (model, cut op names).
+    Used to compare models with mediapipe's custom ops numerically on everything else."""
+    import re
+
+    from .io import load
+    from .model import Model
+    m = model.clone() if isinstance(model, Model) else load(_content(model))
+    cut: list[str] = []
+    for _ in range(64):
+        try:
+            interpreter(m, xnnpack=False)
+            return m, cut
+        except RuntimeError as e:
+            found = re.search(r"unresolved custom op: ([^.\s]+)", str(e))
+            if not found:
+                raise
+            cut.append("CUSTOM:" + found.group(1))
+            m = _cut_ops(m, {cut[-1]})
+    raise RuntimeError("could not make the model runnable")
