@@ -20,8 +20,8 @@ def _assert_faithful(src, out_path):
     runnable_a, cut_a = runtime.runnable(original)
     runnable_b, cut_b = runtime.runnable(rewritten)
     assert cut_a == cut_b
-    inputs, expected = runtime.run(runnable_a, seed=1, xnnpack=False)
-    _, got = runtime.run(runnable_b, inputs, xnnpack=False)
+    inputs, expected = runtime.run(runnable_a, seed=1)
+    _, got = runtime.run(runnable_b, inputs)
     assert len(got) == len(expected)
     for a, b in zip(expected, got):
         assert a.dtype == b.dtype and a.shape == b.shape

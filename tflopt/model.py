@@ -174,7 +174,8 @@ class Tensor:
 
     @property
     def num_elements(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self._t.shape is not None else 0
+        # An absent shape is a scalar (the converter omits empty vectors): one element.
+        return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def quantization(self) -> Quantization | None:

@@ -92,10 +92,11 @@ def _cut_ops(model, doomed_names: set[str]):
     new_outputs: list[int] = []
     keep = []
     for op in sg.operators:
-        if op.name in doomed_names or any(t in dead_tensors for t in op.inputs if t >= 0):
-            dead_tensors.update(op.outputs)
+        if op.name in doomed_names:
             new_outputs.extend(t for t in op.inputs if t >= 0 and t not in dead_tensors
                                and not sg.tensors[t].is_constant)
+        if op.name in doomed_names or any(t in dead_tensors for t in op.inputs if t >= 0):
+            dead_tensors.update(op.outputs)
         else:
             keep.append(op)
     for op in [o for o in sg.operators if o not in keep]:
@@ -109,7 +110,7 @@ def _cut_ops(model, doomed_names: set[str]):
     return model
 
 
-def runnable(model):
+def runnable(model, *, xnnpack: bool = True):
     """A copy of the model the stock interpreter can run: custom ops it cannot resolve (and
     what depends on them) are cut, their inputs become outputs. Returns (model, cut op names).
     Used to compare models with mediapipe's custom ops numerically on everything else."""
@@ -121,9 +122,10 @@ def runnable(model):
     cut: list[str] = []
     for _ in range(64):
         try:
-            interpreter(m, xnnpack=False)
+            invoke(interpreter(m, xnnpack=xnnpack), random_inputs(interpreter(m, xnnpack=xnnpack)))
             return m, cut
         except RuntimeError as e:
+            # XNNPACK resolves some of mediapipe's custom ops (Convolution2DTransposeBias).
             found = re.search(r"unresolved custom op: ([^.\s]+)", str(e))
             if not found:
                 raise

@@ -1,0 +1,44 @@
+"""``tflopt audit``: per-op delegate compatibility, as a table, Markdown or JSON, and a CI gate."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..cli import emit_json, fail
+
+
+@click.command("audit")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", "targets", multiple=True,
+              help="edgetpu, hexagon, gpu, xnnpack or all; repeat or give a comma list (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Per target: every op (subgraph, index, op, supported, "
+              "on_accelerator, reasons) and a summary.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print a Markdown report.")
+@click.option("--all-ops", is_flag=True, help="Text table: list accelerated ops too.")
+@click.option("--suggest", is_flag=True, help="Try each target's candidate passes on a copy and report the effect.")
+@click.option("--fail-under", type=click.FloatRange(0, 100), default=None,
+              help="Exit 1 when any target runs less than PCT percent of the ops on the accelerator.")
+def audit_cmd(model: Path, targets, as_json, as_markdown, all_ops, suggest, fail_under):
+    """Which ops of MODEL each delegate takes, and why the others stay on the CPU."""
+    from . import audit, parse_targets
+    from .report import markdown, text
+    if as_json and as_markdown:
+        fail("--json and --markdown are exclusive")
+    names = parse_targets(list(targets) or None)
+    report = audit(model, names, suggest=suggest)
+    report.model = str(model)
+    if as_json:
+        emit_json(report.as_dict())
+    elif as_markdown:
+        click.echo(markdown(report), nl=False)
+    else:
+        click.echo(text(report, all_ops=all_ops))
+    if fail_under is not None:
+        low = [(n, t.summary["accelerated_share"]) for n, t in report.targets.items()
+               if t.summary["accelerated_share"] < fail_under]
+        if low:
+            click.echo("tflopt: audit below --fail-under " + f"{fail_under:g}%: " +
+                       ", ".join(f"{n} {s:.1f}%" for n, s in low), err=True)
+            return 1
+    return 0

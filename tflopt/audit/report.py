@@ -1,0 +1,58 @@
+"""Text table, Markdown and JSON renderings of an AuditReport."""
+from __future__ import annotations
+
+
+def _summary_line(name: str, s: dict) -> str:
+    line = (f"{name}: {s['accelerated_ops']}/{s['ops']} ops on the accelerator ({s['accelerated_share']:.1f}%), "
+            f"{s['supported_ops']} supported, MACs {s['accelerated_macs_share']:.1f}% of {s['macs']:,}, "
+            f"{s['partitions']} delegated partition(s)")
+    if "parameter_cache_bytes" in s:
+        fit = "fits" if s["parameters_fit_cache"] else f"{s['streamed_parameter_bytes']:,} B streamed"
+        line += (f", parameters {s['accelerated_parameter_bytes']:,} B of "
+                 f"{s['parameter_cache_bytes']:,} B cache ({fit})")
+    return line
+
+
+def _status(op) -> str:
+    if op.on_accelerator:
+        return "yes"
+    return "CPU" if op.supported else "no"
+
+
+def text(report, *, all_ops: bool = False) -> str:
+    lines = [f"{report.model}"]
+    for name, tr in report.targets.items():
+        lines.append("")
+        lines.append(f"== {tr.title} ==")
+        lines.append(f"{'sg':>3} {'#':>4}  {'op':32} {'on':4} reasons")
+        for op in tr.ops:
+            if not all_ops and op.on_accelerator:
+                continue
+            why = "; ".join(r.message for r in op.reasons) or (op.placement or "")
+            lines.append(f"{op.subgraph:>3} {op.index:>4}  {op.op + ' v' + str(op.version):32} {_status(op):4} {why}")
+        lines.append(_summary_line(name, tr.summary))
+        for s in report.suggestions.get(name, []):
+            lines.append(f"  suggestion: {s.get('text') or s['pipeline'] + ': skipped (' + s['skipped'] + ')'}")
+    return "\n".join(lines)
+
+
+def markdown(report) -> str:
+    out = [f"# Delegate audit: `{report.model}`", ""]
+    out.append("| target | ops on accelerator | supported | MACs on accelerator | partitions |")
+    out.append("|---|---|---|---|---|")
+    for name, tr in report.targets.items():
+        s = tr.summary
+        out.append(f"| {name} | {s['accelerated_ops']}/{s['ops']} ({s['accelerated_share']:.1f}%) | "
+                   f"{s['supported_ops']} | {s['accelerated_macs_share']:.1f}% | {s['partitions']} |")
+    for name, tr in report.targets.items():
+        out += ["", f"## {tr.title}", "", _summary_line(name, tr.summary), ""]
+        off = [op for op in tr.ops if not op.on_accelerator]
+        if off:
+            out += ["| subgraph | # | op | status | reasons |", "|---|---|---|---|---|"]
+            for op in off:
+                why = "<br>".join(f"{r.message} ({r.source})" for r in op.reasons) or (op.placement or "")
+                out.append(f"| {op.subgraph} | {op.index} | `{op.op}` v{op.version} | {_status(op)} | "
+                           f"{why.replace('|', '/')} |")
+        for s in report.suggestions.get(name, []):
+            out.append(f"- suggestion: {s.get('text') or s['pipeline'] + ': skipped (' + s['skipped'] + ')'}")
+    return "\n".join(out) + "\n"

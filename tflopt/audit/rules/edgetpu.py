@@ -1,0 +1,80 @@
+"""Google Edge TPU (edgetpu_compiler defaults, runtime 13/14). Source: delegates.md §1."""
+from ..spec import Partitioning, Rule, Target
+
+Q8 = ("INT8", "UINT8")
+SUPPORTED = (
+    "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1",
+    "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+    "L2_NORMALIZATION", "MEAN", "PAD", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "SLICE",
+    "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SQUEEZE", "STRIDED_SLICE", "EXPAND_DIMS", "PACK", "QUANTIZE",
+    "SUM", "TRANSPOSE_CONV", "PRELU", "LSTM", "REDUCE_MAX", "REDUCE_MIN",
+)
+WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def r(id, kind, reason, source, ops="*", when=None, except_ops=(), **params):
+    return Rule(id=f"edgetpu.{id}", kind=kind, reason=reason, ops=ops, params=params, when=when,
+                source=source, except_ops=except_ops)
+
+
+RULES = (
+    r("op", "op_in", "Operation not supported", "delegates.md §1.3 (Coral supported-ops table)", names=SUPPORTED),
+    r("dtype", "types", "Operation is working on an unsupported data type (needs full 8-bit quantization)",
+      "delegates.md §1.1.1 (google-coral/edgetpu CHANGES.md; models-intro)", which="activations",
+      allowed=Q8, except_ops=("QUANTIZE",)),
+    r("quantize.output", "types", "QUANTIZE must produce 8-bit", "delegates.md §1.1.8 (issue #490)",
+      ("QUANTIZE",), which="out:0", allowed=Q8),
+    r("weights.dtype", "types", "weights must be 8-bit", "delegates.md §1.1.1", WEIGHTED + ("TRANSPOSE_CONV",),
+      which="in:1", allowed=Q8),
+    r("static_shape", "static_shape", "tensor sizes must be fixed at compile time",
+      "delegates.md §1.1.2 (issues #829/#831)", which="all"),
+    r("const_params", "const", "parameters (weights, bias) must be constant", "delegates.md §1.1.3",
+      WEIGHTED, which="in:1|2"),
+    r("rank", "innermost_dims", "Tensor has unsupported rank (up to 3 innermost dimensions mapped)",
+      "delegates.md §1.1.4 (issues #30, #75)", which="activations", n=3),
+    r("version", "max_version", "Operation version not supported", "delegates.md §1.1.7 (issues #147, #358, #384)",
+      versions={"TRANSPOSE_CONV": 2, "RSQRT": 1}),
+    r("pool.act", "option", "no fused activation", "delegates.md §1.3", ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION"),
+      field="fusedActivationFunction", cmp="eq", value="NONE", enum="activation"),
+    r("concat.const_zero", "values", "a constant CONCATENATION input must be all zeros (zero padding)",
+      "delegates.md §1.3", ("CONCATENATION",), which="const_inputs", cmp="eq", value=0),
+    r("conv.dilation", "options_equal", "same dilation factor in x and y", "delegates.md §1.3 (newer table)",
+      ("CONV_2D", "DEPTHWISE_CONV_2D"), a="dilationWFactor", b="dilationHFactor"),
+    r("fc.format", "option", "only the default weights format", "delegates.md §1.3", ("FULLY_CONNECTED",),
+      field="weightsFormat", cmp="eq", value="DEFAULT", enum="weights_format"),
+    r("reduce.batch", "values", "no reduction over the batch dimension", "delegates.md §1.3",
+      ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"), which="in:1", cmp="not_in", value=[0, -4]),
+    r("pad.batch", "values", "no padding of the batch dimension", "delegates.md §1.3", ("PAD",),
+      which="in:1", cmp="eq", value=0, rows=[0]),
+    r("softmax.rank", "innermost_dims", "SOFTMAX: 1-D input only", "delegates.md §1.3 (older table)",
+      ("SOFTMAX",), which="in:0", n=1),
+    r("softmax.size", "dim", "SOFTMAX: at most 16,000 elements", "delegates.md §1.3 (older table)",
+      ("SOFTMAX",), which="in:0", axis=-1, cmp="le", value=16000),
+    r("strided_slice.strides", "values", "all strides must be 1", "delegates.md §1.3", ("STRIDED_SLICE",),
+      which="in:3", cmp="eq", value=1),
+    r("strided_slice.ellipsis", "option", "ellipsis_mask must be 0", "delegates.md §1.3", ("STRIDED_SLICE",),
+      field="ellipsisMask", cmp="eq", value=0),
+    r("strided_slice.new_axis", "option", "new_axis_mask must be 0", "delegates.md §1.3", ("STRIDED_SLICE",),
+      field="newAxisMask", cmp="eq", value=0),
+    r("pack.batch", "option", "no packing along the batch dimension", "delegates.md §1.3", ("PACK",),
+      field="axis", cmp="ne", value=0),
+    r("prelu.alpha", "innermost_dims", "PRELU alpha must be effectively 1-D", "delegates.md §1.3 (newer table)",
+      ("PRELU",), which="in:1", n=1),
+    r("concat.const_inputs", "arity", "a constant CONCATENATION input requires exactly 2 inputs",
+      "delegates.md §1.3", ("CONCATENATION",), when=("count", {"which": "const_inputs", "min": 1}),
+      inputs=(2, 2)),
+    r("sparse", "sparse", "sparse weights are not supported", "delegates.md §1.3 notes", which="inputs"),
+)
+TARGET = Target(
+    name="edgetpu",
+    title="Google Edge TPU (edgetpu_compiler defaults)",
+    rules=RULES,
+    partitioning=Partitioning(first_cut=True, note="the first unmapped op and everything after it run on the CPU"),
+    sources=("delegates.md §1", "google-coral/edgetpu CHANGES.md and issues", "coral.ai/docs/edgetpu/models-intro"),
+    param_cache_bytes=8 * 1024 * 1024,
+    suggestions=("quantize(mode=int8)", "quantize(mode=int8,input_type=int8,output_type=int8)"),
+    notes=("Rows marked unverified in delegates.md (TRANSPOSE, RSQRT, SQUARED_DIFFERENCE, GATHER, SQUEEZE and "
+           "SPLIT limits, FULLY_CONNECTED output rank) are not enforced; TRANSPOSE, RSQRT and "
+           "SQUARED_DIFFERENCE count as unsupported.",
+           "Parameter cache: ~8 MB of on-chip SRAM; usable space shrinks with large activations."),
+)

@@ -1,0 +1,131 @@
+"""TFLite GPU delegate (OpenCL/OpenGL/Metal), default options (quantized models allowed).
+Source: delegates.md §3 (gpu_compatibility.cc CheckGpuDelegateCompatibility, model_builder.cc,
+model_builder_helper.cc)."""
+from ..spec import Partitioning, Rule, Target
+
+CHECK = "delegates.md §3.3 (tools/versioning/gpu_compatibility.cc)"
+RUNTIME = ("FLOAT32", "FLOAT16", "INT8", "UINT8")
+GPU_ACT = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGMOID")
+UNARY = ("ABS", "COS", "ELU", "EXP", "FLOOR", "GELU", "LOG", "LOGISTIC", "NEG", "RSQRT", "SIGN", "SIN", "SQRT",
+         "SQUARE", "TANH", "HARD_SWISH")
+BINARY = ("DIV", "EQUAL", "FLOOR_DIV", "FLOOR_MOD", "GREATER", "GREATER_EQUAL", "LOGICAL_AND", "LESS", "LESS_EQUAL",
+          "MAXIMUM", "MINIMUM", "NOT_EQUAL", "POW", "SQUARED_DIFFERENCE", "SUB")
+REDUCE = ("REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "SUM", "MEAN")
+ONE_RUNTIME = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "QUANTIZE", "RESHAPE",
+               "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TILE", "TRANSPOSE", "PAD", "PADV2", "MIRROR_PAD")
+SUPPORTED = UNARY + BINARY + REDUCE + ONE_RUNTIME + (
+    "ADD", "ADD_N", "BATCH_MATMUL", "CAST", "CONCATENATION", "CONV_2D", "CUMSUM", "DENSIFY", "DEPTHWISE_CONV_2D",
+    "DEQUANTIZE", "FULLY_CONNECTED", "GATHER", "LSTM", "MUL", "ONE_HOT", "PACK", "SPLIT", "SPLIT_V", "PRELU", "RELU",
+    "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "SELECT", "SELECT_V2", "SLICE", "SOFTMAX", "STRIDED_SLICE",
+    "TRANSPOSE_CONV", "CUSTOM:Convolution2DTransposeBias", "CUSTOM:MaxPoolingWithArgmax2D",
+    "CUSTOM:MaxUnpooling2D", "CUSTOM:Resampler",
+)
+POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D")
+
+
+def r(id, kind, reason, ops="*", source=CHECK, when=None, except_ops=(), **params):
+    return Rule(id=f"gpu.{id}", kind=kind, reason=reason, ops=ops, params=params, when=when, source=source,
+                except_ops=except_ops)
+
+
+RULES = (
+    r("op", "op_in", "op is not supported by the GPU delegate", names=SUPPORTED),
+    r("dtype", "types", "OP is supported, but tensor type isn't matched! (runtime tensors float32/float16, "
+      "or int8/uint8 with quantized-model support)", which="activations", allowed=RUNTIME,
+      except_ops=("CAST", "GATHER", "ONE_HOT", "SELECT", "SELECT_V2", "DEQUANTIZE", "DENSIFY"),
+      source="delegates.md §3.1.1 (model_builder.cc IsAllAllowedTensors)"),
+    r("per_tensor", "per_tensor_quant", "quantized non-constant tensors must be per-tensor", which="activations",
+      source="delegates.md §3.1.1 (model_builder_helper.cc)"),
+    r("rank", "rank", "bad input dims size (rank 0..5)", which="activations", max=5,
+      source="delegates.md §3.1.2 (model_builder_helper.cc)"),
+    r("static_shape", "static_shape", "dynamic tensors are not supported (unverified in code)", which="all",
+      source="delegates.md §3.1.6"),
+    r("add.arity", "count", "exactly 2 inputs", ("ADD", "ADD_N"), which="inputs", min=2, max=2),
+    r("pool.arity", "count", "1 runtime input", POOLS, which="runtime_inputs", min=1, max=1),
+    r("pool.kernel", "option", "kernel size must be positive", POOLS, field="filterWidth", cmp="gt", value=0),
+    r("pool.stride", "option", "strides must be positive", POOLS, field="strideW", cmp="gt", value=0),
+    r("act", "option", "fused activation must be GPU-ok (not SIGN_BIT)",
+      POOLS + ("CONV_2D", "DEPTHWISE_CONV_2D", "MUL", "DIV", "SUB", "ADD", "FULLY_CONNECTED"),
+      field="fusedActivationFunction", cmp="in", value=GPU_ACT, enum="activation"),
+    r("bmm.arity", "arity", "2 inputs and 1 output", ("BATCH_MATMUL",), inputs=(2, 2), outputs=(1, 1)),
+    r("cast.types", "cast_types", "only bool<->float and float32/int32 casts", ("CAST",),
+      allowed=[("BOOL", "FLOAT32"), ("BOOL", "FLOAT16"), ("FLOAT32", "BOOL"), ("FLOAT16", "BOOL"),
+               ("FLOAT32", "FLOAT32"), ("FLOAT32", "INT32"), ("INT32", "FLOAT32"), ("INT32", "INT32")]),
+    r("conv.runtime", "count", "at most 2 runtime inputs", ("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"),
+      which="runtime_inputs", max=2),
+    r("conv.stride", "option", "stride must be positive", ("CONV_2D", "TRANSPOSE_CONV"), field="strideW", cmp="gt", value=0),
+    r("conv.dilation", "option", "dilation must be positive", ("CONV_2D",), field="dilationWFactor", cmp="gt", value=0),
+    r("cumsum.types", "types", "CUMSUM: float input and output", ("CUMSUM",), which="in:0+out:0",
+      allowed=("FLOAT32", "FLOAT16")),
+    r("cumsum.axis", "const", "CUMSUM axis must be constant", ("CUMSUM",), which="in:1"),
+    r("densify.const", "count", "DENSIFY takes no runtime input", ("DENSIFY",), which="runtime_inputs", max=0),
+    r("dwconv.rank", "rank", "input, filter and output must be 4-D", ("DEPTHWISE_CONV_2D",), which="in:0|1+out:0",
+      min=4, max=4),
+    r("dwconv.multiplier", "dw_gpu_multiplier", "depth_multiplier != 1 needs a 1-channel input", ("DEPTHWISE_CONV_2D",)),
+    r("dwconv.channels", "dims_equal", "filter dim 3 must equal output channels", ("DEPTHWISE_CONV_2D",),
+      a="in:1", axis_a=3, b="out:0", axis_b=3),
+    r("dwconv.bias", "dims_equal", "bias size must equal output channels", ("DEPTHWISE_CONV_2D",),
+      a="in:2", axis_a=0, b="out:0", axis_b=3),
+    r("dwconv.batch", "dims_equal", "input and output batch must match", ("DEPTHWISE_CONV_2D",),
+      a="in:0", axis_a=0, b="out:0", axis_b=0),
+    r("block", "option", "block_size must be > 1", ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"),
+      field="blockSize", cmp="gt", value=1),
+    r("one_runtime", "count", "exactly 1 runtime input", ONE_RUNTIME + ("HARD_SWISH",) + REDUCE + UNARY,
+      which="runtime_inputs", min=1, max=1),
+    r("dequantize.int16", "types", "DEQUANTIZE of int16 is rejected", ("DEQUANTIZE",), which="in:0",
+      allowed=("INT8", "UINT8", "FLOAT16")),
+    r("fc.format", "option", "default weights format only", ("FULLY_CONNECTED",), field="weightsFormat",
+      cmp="eq", value="DEFAULT", enum="weights_format"),
+    r("fc.input", "not_const", "input 0 must not be constant", ("FULLY_CONNECTED",), which="in:0"),
+    r("fc.keep_dims", "same_rank", "with keep_num_dims input and output ranks must match", ("FULLY_CONNECTED",),
+      when=("option", {"field": "keepNumDims", "cmp": "eq", "value": False}), a="in:0", b="out:0"),
+    r("gather.data", "types", "GATHER data must not be int32", ("GATHER",), which="in:0",
+      allowed=("FLOAT32", "FLOAT16", "INT8", "UINT8")),
+    r("gather.indices", "types", "GATHER indices must be int32", ("GATHER",), which="in:1", allowed=("INT32",)),
+    r("gather.indices_rank", "rank", "GATHER indices must be 1-D", ("GATHER",), which="in:1", min=1, max=1),
+    r("lstm.arity", "arity", "LSTM: full kernel 20/24 inputs and 1 output, or basic kernel 5 inputs and 4 outputs",
+      ("LSTM",), inputs=(5, 24)),
+    r("reduce.axes", "const", "axes must be constant", REDUCE, which="in:1"),
+    r("reduce.axes_type", "types", "axes must be int32", REDUCE, which="in:1", allowed=("INT32",)),
+    r("mul.arity", "count", "exactly 2 inputs", ("MUL",), which="inputs", min=2, max=2),
+    r("mul.broadcast", "no_mutual_broadcast", "one input must be >= the other in every dimension", ("MUL",)),
+    r("one_hot.axis", "option", "ONE_HOT axis must be -1", ("ONE_HOT",), field="axis", cmp="eq", value=-1),
+    r("one_hot.indices", "types", "ONE_HOT indices must be int32", ("ONE_HOT",), which="in:0", allowed=("INT32",)),
+    r("one_hot.values", "const", "on/off values must be constant scalars", ("ONE_HOT",), which="in:2|3"),
+    r("pad.paddings", "dim", "paddings must be 3x2 or 4x2", ("PAD", "PADV2", "MIRROR_PAD"), which="in:1",
+      axis=0, cmp="in", value=(3, 4)),
+    r("mirror_pad.mode", "option", "MIRROR_PAD: only REFLECT", ("MIRROR_PAD",), field="mode", cmp="eq",
+      value="REFLECT", enum="mirror_pad_mode"),
+    r("resize.corners", "options_not_both", "align_corners and half_pixel_centers together are not supported",
+      ("RESIZE_BILINEAR",), a="alignCorners", b="halfPixelCenters"),
+    r("select.cond", "types", "condition must be bool or float", ("SELECT", "SELECT_V2"), which="in:0",
+      allowed=("BOOL", "FLOAT32", "FLOAT16")),
+    r("select.values", "types", "if/else values must be float", ("SELECT", "SELECT_V2"), which="in:1|2",
+      allowed=("FLOAT32", "FLOAT16")),
+    r("slice.arity", "count", "SLICE needs 3 inputs", ("SLICE",), which="inputs", min=3, max=3),
+    r("slice.rank", "rank_in", "SLICE/STRIDED_SLICE input rank 3 or 4", ("SLICE", "STRIDED_SLICE"),
+      which="in:0", ranks=(3, 4)),
+    r("softmax.beta", "option", "SOFTMAX beta must be 1", ("SOFTMAX",), field="beta", cmp="eq", value=1.0),
+    r("strided_slice.arity", "count", "STRIDED_SLICE needs 4 inputs", ("STRIDED_SLICE",), which="inputs", min=4, max=4),
+    r("strided_slice.masks", "option", "shrink_axis_mask must be 0", ("STRIDED_SLICE",),
+      field="shrinkAxisMask", cmp="eq", value=0),
+    r("strided_slice.ellipsis", "option", "ellipsis_mask must be 0", ("STRIDED_SLICE",),
+      field="ellipsisMask", cmp="eq", value=0),
+    r("strided_slice.new_axis", "option", "new_axis_mask must be 0", ("STRIDED_SLICE",),
+      field="newAxisMask", cmp="eq", value=0),
+    r("unary.const", "count", "no constant input", UNARY, which="const_inputs", max=0),
+    r("binary.arity", "count", "2 runtime inputs, or 1 runtime + 1 constant", BINARY, which="runtime_inputs",
+      min=1, max=2),
+)
+
+TARGET = Target(
+    name="gpu",
+    title="TFLite GPU delegate",
+    rules=RULES,
+    partitioning=Partitioning(max_partitions=1, note="only the largest supported partition is delegated"),
+    sources=("delegates.md §3", "tensorflow/lite/tools/versioning/gpu_compatibility.cc",
+             "tensorflow/lite/delegates/gpu/common/model_builder.cc"),
+    suggestions=("quantize(mode=float16)",),
+    notes=("tf.lite.experimental.Analyzer(gpu_compatibility=True) in TF 2.21 / ai-edge-litert 2.3 reports every "
+           "model compatible (even TOPK_V2, ARG_MAX and int32 arithmetic); these rules follow delegates.md.",),
+)
