@@ -1,4 +1,5 @@
 """tflopt's built-in passes. Importing a module registers its passes with the pass manager."""
 from . import cleanup  # noqa: F401
 from . import quantize  # noqa: F401
+from . import dequantize  # noqa: F401
 from . import audit  # noqa: F401

@@ -21,6 +21,7 @@ _COMMANDS = {
     "size": "tflopt.commands:size_cmd",
     "optimize": "tflopt.commands:optimize_cmd",
     "passes": "tflopt.commands:passes_cmd",
+    "compare": "tflopt.compare:compare_cmd",
     "audit": "tflopt.audit.cli:audit_cmd",
 }
 
