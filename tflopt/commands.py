@@ -154,13 +154,15 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
 @click.option("-p", "--pipeline", default="", help="Passes to run, e.g. 'prune(sparsity=0.5),quantize(mode=int8)'.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="Calibration samples: .npz, .npy, an image folder, or module:function.")
+@click.option("--calibration-normalize", type=click.Choice(["unit", "signed", "raw", "imagenet"]), default="unit",
+              show_default=True, help="Image folder pixels: unit [0,1], signed [-1,1], raw 0..255, imagenet mean/std.")
 @click.option("--force", is_flag=True, help="Allow OUTPUT to be the same file as MODEL.")
 @click.option("--layout", type=click.Choice(["auto", "inline", "external"]), default="auto", show_default=True,
               help="Where buffer bytes go: inside the flatbuffer, or after it (needed above 2 GB).")
 @click.option("--sizes", is_flag=True, help="Also report gzip -9 and zstd sizes before and after.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, force: bool, layout: str, sizes: bool,
-                 as_json: bool):
+def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibration_normalize: str, force: bool,
+                 layout: str, sizes: bool, as_json: bool):
     """Run a pipeline of passes over MODEL and write the result to OUTPUT."""
     from .pipeline import PassContext, PassManager, parse_pipeline
     passes = parse_pipeline(pipeline)  # before any I/O, so a typo fails fast
@@ -174,7 +176,7 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, force: b
     ctx = PassContext()
     if calibration is not None:
         from .calibration import load_calibration
-        ctx.calibration = load_calibration(calibration, m)
+        ctx.calibration = load_calibration(calibration, m, normalize=calibration_normalize)
     report = PassManager(passes).run(m, ctx)
     m.save(output, layout=layout)
     out = {"input": str(model), "output": str(output), "pipeline": ",".join(p.spec() for p in passes),
