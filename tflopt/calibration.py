@@ -498,7 +498,7 @@ def calibration_model(model):
     the stock interpreter cannot run and what depends on them; their inputs become outputs.
     Tensors downstream of a cut op get no range, so the ops that read them stay float."""
     from .runtime import runnable
-    _, cut = runnable(model)
+    _, cut = runnable(model, xnnpack=False)
     m = model.clone()
     if not cut:
         return m, cut

@@ -17,7 +17,7 @@ from ..cli import emit_json, fail
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print a Markdown report.")
 @click.option("--all-ops", is_flag=True, help="Text table: list accelerated ops too.")
 @click.option("--suggest", is_flag=True, help="Try each target's candidate passes on a copy and report the effect.")
-@click.option("--fail-under", type=click.FloatRange(0, 100), default=None,
+@click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PCT",
               help="Exit 1 when any target runs less than PCT percent of the ops on the accelerator.")
 def audit_cmd(model: Path, targets, as_json, as_markdown, all_ops, suggest, fail_under):
     """Which ops of MODEL each delegate takes, and why the others stay on the CPU."""

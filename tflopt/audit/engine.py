@@ -49,20 +49,20 @@ def _check(rule_kind: str, params: dict, view: OpView) -> list[str]:
     return predicates.KINDS[rule_kind](view, **params)
 
 
-def _views(sg) -> tuple[list[OpView], dict, dict]:
+def _views(sg) -> list[OpView]:
     producers = sg.producer_map()
     consumers: dict[int, list] = {}
     for op in sg.operators:
         for t in op.inputs:
             if t >= 0:
                 consumers.setdefault(t, []).append(op)
-    return [OpView(op, producers, consumers) for op in sg.operators], producers, consumers
+    return [OpView(op, producers, consumers) for op in sg.operators]
 
 
 def _local_reasons(view: OpView, rules: tuple[Rule, ...]) -> list[Reason]:
     out: list[Reason] = []
     for rule in rules:
-        if rule.phase != "op" or rule.kind in predicates.GRAPH_KINDS or not rule.applies_to(view.name):
+        if rule.kind in predicates.GRAPH_KINDS or not rule.applies_to(view.name):
             continue
         if rule.when is not None and _check(rule.when[0], rule.when[1], view):
             continue
@@ -121,7 +121,7 @@ def evaluate(model, target: Target) -> TargetReport:
     verdicts_by_sg: list[list[OpVerdict]] = []
     partitions: list[int] = []
     for si, sg in enumerate(model.subgraphs):
-        views, _, _ = _views(sg)
+        views = _views(sg)
         reasons = [_local_reasons(v, target.rules) for v in views]
         local_ok = [not r for r in reasons]
         for rule in target.rules:

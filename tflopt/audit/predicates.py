@@ -19,6 +19,7 @@ _CMP: dict[str, Callable] = {
     "eq": operator.eq, "ne": operator.ne, "le": operator.le, "lt": operator.lt,
     "ge": operator.ge, "gt": operator.gt,
     "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b,
+    "multiple_of": lambda a, b: a % b == 0,
 }
 _ENUMS = {
     "activation": fb.ActivationFunctionType,
@@ -311,9 +312,24 @@ def values(v: OpView, which: str, cmp: str, value, require_const: bool = True,
         if rows is not None and arr.ndim >= 1:
             arr = arr[[i for i in rows if i < arr.shape[0]]]
         arr = arr.reshape(-1)
-        bad = arr[~_CMP[cmp](arr, value)] if cmp not in ("in", "not_in") else arr[~np.isin(arr, value) if cmp == "in" else np.isin(arr, value)]
+        if cmp in ("in", "not_in"):
+            ok = np.isin(arr, value) == (cmp == "in")
+        else:
+            ok = _CMP[cmp](arr, value)
+        bad = arr[~ok]
         if bad.size:
             out.append(f"{l} holds {bad[:4].tolist()} ({cmp} {value} required)")
+    return out
+
+
+def values_any(v: OpView, which: str, value) -> list[str]:
+    """Some element of a constant operand is in ``value`` (a ``when`` condition: "reduces over
+    the channels")."""
+    out = []
+    for l, t in v.select(which):
+        data = v.tensor(t).data
+        if data is None or not np.isin(np.asarray(data), value).any():
+            out.append(f"{l} holds none of {value}")
     return out
 
 
@@ -339,14 +355,19 @@ def dim(v: OpView, which: str, axis: int, cmp: str, value) -> list[str]:
     return out
 
 
-def dims_equal(v: OpView, a: str, axis_a: int, b: str, axis_b: int) -> list[str]:
+def dims_equal(v: OpView, a: str, axis_a: int, b: str, axis_b: int, times: str | None = None) -> list[str]:
+    """dim a == dim b (times the integer option ``times``, e.g. a depth multiplier)."""
     sa, sb = v.select(a), v.select(b)
     if not sa or not sb:
         return []
     x, y = v.tensor(sa[0][1]).shape, v.tensor(sb[0][1]).shape
     if not (-len(x) <= axis_a < len(x) and -len(y) <= axis_b < len(y)):
         return []
-    return [] if x[axis_a] == y[axis_b] else [f"{sa[0][0]} dim {axis_a} = {x[axis_a]} but {sb[0][0]} dim {axis_b} = {y[axis_b]}"]
+    k = v.option(times, 1) if times else 1
+    if x[axis_a] == y[axis_b] * k:
+        return []
+    by = f" x {times} {k}" if times else ""
+    return [f"{sa[0][0]} dim {axis_a} = {x[axis_a]} but {sb[0][0]} dim {axis_b} = {y[axis_b]}{by}"]
 
 
 def same_rank(v: OpView, a: str, b: str) -> list[str]:
@@ -447,15 +468,16 @@ def dw_dilation_stride(v: OpView) -> list[str]:
     return ["dilation with a stride above 1"] if dilated and strided else []
 
 
-def dw_multiplier(v: OpView) -> list[str]:
+def dw_multiplier(v: OpView, dilated_ok: bool = False) -> list[str]:
+    """depth_multiplier != 1 only on a 4-D 1-channel input (and, unless ``dilated_ok``, undilated)."""
     m = v.option("depthMultiplier", 1) or 1
     if m == 1:
         return []
     dilated = max(v.option("dilationWFactor", 1), v.option("dilationHFactor", 1)) > 1
     shape = v.tensor(v.op.inputs[0]).shape
-    if not dilated and len(shape) == 4 and shape[3] == 1:
+    if (dilated_ok or not dilated) and len(shape) == 4 and shape[3] == 1:
         return []
-    return [f"depth_multiplier={m}"]
+    return [f"depth_multiplier={m} with input {list(shape)}" + (" and dilation" if dilated else "")]
 
 
 def rank_in(v: OpView, which: str, ranks) -> list[str]:
@@ -475,22 +497,14 @@ def options_not_both(v: OpView, a: str, b: str) -> list[str]:
     return [f"{a} and {b} both set"] if v.option(a) and v.option(b) else []
 
 
-def dw_gpu_multiplier(v: OpView) -> list[str]:
-    m = v.option("depthMultiplier", 1) or 1
-    shape = v.tensor(v.op.inputs[0]).shape
-    if m != 1 and not (len(shape) == 4 and shape[3] == 1):
-        return [f"depth_multiplier={m} with {shape[-1] if shape else '?'} input channels"]
-    return []
-
-
 KINDS: dict[str, Callable[..., list[str]]] = {
     f.__name__: f for f in (
         op_in, op_not_in, max_version, version_in, version_not_in, types, same_types, rank, static_shape,
         innermost_dims, option, options_equal, const, not_const, count, arity, per_tensor_quant,
-        quantized, zero_point, quant_axis, scale_ratio, values, values_one_of, dim, dims_equal,
+        quantized, zero_point, quant_axis, scale_ratio, values, values_any, values_one_of, dim, dims_equal,
         same_rank, same_quant, sparse, no_mutual_broadcast, custom_code_in, option_le_option,
         pool_1x1_stride, conv_types, fc_types, space_to_depth_divisible, maxpool_same_filter,
-        dw_dilation_stride, dw_multiplier, dw_gpu_multiplier, rank_in, cast_types, options_not_both,
+        dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both,
     )
 }
 # Graph-phase kinds, evaluated by the engine once every op has its local verdict.

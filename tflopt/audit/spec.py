@@ -24,8 +24,6 @@ class Rule:
     when: tuple[str, dict[str, Any]] | None = None
     # Ops the rule skips even when ``ops`` is ALL (e.g. the float input of a leading QUANTIZE).
     except_ops: tuple[str, ...] = ()
-    # "op": decided from the op alone; "graph": decided after every op's local verdict.
-    phase: str = "op"
 
     def applies_to(self, op_name: str) -> bool:
         if op_name in self.except_ops:

@@ -10,13 +10,9 @@ def _context(model, calibration):
     if calibration is not None:
         ctx.calibration = calibration
         return ctx
-    try:  # synthetic samples let int8 calibration run without user data
-        from .. import calibration as cal
-        maker = getattr(cal, "random_calibration", None) or getattr(cal, "synthetic", None)
-        if maker is not None:
-            ctx.calibration = maker(model)
-    except ImportError:
-        pass
+    from ..calibration import random_calibration
+    # Synthetic samples let int8 calibration run without user data.
+    ctx.calibration = random_calibration(model)
     return ctx
 
 

@@ -44,11 +44,14 @@ RULES = (
       field="weightsFormat", cmp="eq", value="DEFAULT", enum="weights_format"),
     r("reduce.batch", "values", "no reduction over the batch dimension", "delegates.md §1.3",
       ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"), which="in:1", cmp="not_in", value=[0, -4]),
+    r("mean.channels", "dim", "MEAN over the channels needs a channel count that is a multiple of 4",
+      "delegates.md §1.3 (newer table)", ("MEAN",), when=("values_any", {"which": "in:1", "value": [3, -1]}),
+      which="in:0", axis=-1, cmp="multiple_of", value=4),
     r("pad.batch", "values", "no padding of the batch dimension", "delegates.md §1.3", ("PAD",),
       which="in:1", cmp="eq", value=0, rows=[0]),
-    r("softmax.rank", "innermost_dims", "SOFTMAX: 1-D input only", "delegates.md §1.3 (older table)",
+    r("softmax.rank", "innermost_dims", "SOFTMAX: 1-D input only", "delegates.md §1.3 (older table; unverified for rt 14)",
       ("SOFTMAX",), which="in:0", n=1),
-    r("softmax.size", "dim", "SOFTMAX: at most 16,000 elements", "delegates.md §1.3 (older table)",
+    r("softmax.size", "dim", "SOFTMAX: at most 16,000 elements", "delegates.md §1.3 (older table; unverified for rt 14)",
       ("SOFTMAX",), which="in:0", axis=-1, cmp="le", value=16000),
     r("strided_slice.strides", "values", "all strides must be 1", "delegates.md §1.3", ("STRIDED_SLICE",),
       which="in:3", cmp="eq", value=1),
@@ -63,7 +66,8 @@ RULES = (
     r("concat.const_inputs", "arity", "a constant CONCATENATION input requires exactly 2 inputs",
       "delegates.md §1.3", ("CONCATENATION",), when=("count", {"which": "const_inputs", "min": 1}),
       inputs=(2, 2)),
-    r("sparse", "sparse", "sparse weights are not supported", "delegates.md §1.3 notes", which="inputs"),
+    r("sparse", "sparse", "sparse weights are not supported (no evidence of support)",
+      "delegates.md §1.3 notes (unverified)", which="inputs"),
 )
 TARGET = Target(
     name="edgetpu",
@@ -75,6 +79,7 @@ TARGET = Target(
     suggestions=("quantize(mode=int8)", "quantize(mode=int8,input_type=int8,output_type=int8)"),
     notes=("Rows marked unverified in delegates.md (TRANSPOSE, RSQRT, SQUARED_DIFFERENCE, GATHER, SQUEEZE and "
            "SPLIT limits, FULLY_CONNECTED output rank) are not enforced; TRANSPOSE, RSQRT and "
-           "SQUARED_DIFFERENCE count as unsupported.",
+           "SQUARED_DIFFERENCE count as unsupported. The SOFTMAX limits (older table) and the sparse-weights rule are "
+           "enforced but unverified; their sources say so.",
            "Parameter cache: ~8 MB of on-chip SRAM; usable space shrinks with large activations."),
 )

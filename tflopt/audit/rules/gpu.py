@@ -5,6 +5,8 @@ from ..spec import Partitioning, Rule, Target
 
 CHECK = "delegates.md §3.3 (tools/versioning/gpu_compatibility.cc)"
 RUNTIME = ("FLOAT32", "FLOAT16", "INT8", "UINT8")
+# SIGMOID is kTfLiteActSigmoid of the C API: the flatbuffer enum cannot express it, so from a
+# .tflite only the first five can occur; it stays listed as the source has it.
 GPU_ACT = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGMOID")
 UNARY = ("ABS", "COS", "ELU", "EXP", "FLOOR", "GELU", "LOG", "LOGISTIC", "NEG", "RSQRT", "SIGN", "SIN", "SQRT",
          "SQUARE", "TANH", "HARD_SWISH")
@@ -21,6 +23,8 @@ SUPPORTED = UNARY + BINARY + REDUCE + ONE_RUNTIME + (
     "CUSTOM:MaxUnpooling2D", "CUSTOM:Resampler",
 )
 POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D")
+LSTM_FULL = ("option", {"field": "kernelType", "cmp": "eq", "value": 0})  # LSTMKernelType.FULL
+LSTM_BASIC = ("option", {"field": "kernelType", "cmp": "eq", "value": 1})  # LSTMKernelType.BASIC
 
 
 def r(id, kind, reason, ops="*", source=CHECK, when=None, except_ops=(), **params):
@@ -39,11 +43,13 @@ RULES = (
     r("rank", "rank", "bad input dims size (rank 0..5)", which="activations", max=5,
       source="delegates.md §3.1.2 (model_builder_helper.cc)"),
     r("static_shape", "static_shape", "dynamic tensors are not supported (unverified in code)", which="all",
-      source="delegates.md §3.1.6"),
+      source="delegates.md §3.1.6 (unverified)"),
     r("add.arity", "count", "exactly 2 inputs", ("ADD", "ADD_N"), which="inputs", min=2, max=2),
     r("pool.arity", "count", "1 runtime input", POOLS, which="runtime_inputs", min=1, max=1),
     r("pool.kernel", "option", "kernel size must be positive", POOLS, field="filterWidth", cmp="gt", value=0),
+    r("pool.kernel_h", "option", "kernel size must be positive", POOLS, field="filterHeight", cmp="gt", value=0),
     r("pool.stride", "option", "strides must be positive", POOLS, field="strideW", cmp="gt", value=0),
+    r("pool.stride_h", "option", "strides must be positive", POOLS, field="strideH", cmp="gt", value=0),
     r("act", "option", "fused activation must be GPU-ok (not SIGN_BIT)",
       POOLS + ("CONV_2D", "DEPTHWISE_CONV_2D", "MUL", "DIV", "SUB", "ADD", "FULLY_CONNECTED"),
       field="fusedActivationFunction", cmp="in", value=GPU_ACT, enum="activation"),
@@ -54,16 +60,24 @@ RULES = (
     r("conv.runtime", "count", "at most 2 runtime inputs", ("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"),
       which="runtime_inputs", max=2),
     r("conv.stride", "option", "stride must be positive", ("CONV_2D", "TRANSPOSE_CONV"), field="strideW", cmp="gt", value=0),
+    r("conv.stride_h", "option", "stride must be positive", ("CONV_2D", "TRANSPOSE_CONV"), field="strideH", cmp="gt",
+      value=0),
     r("conv.dilation", "option", "dilation must be positive", ("CONV_2D",), field="dilationWFactor", cmp="gt", value=0),
+    r("conv.dilation_h", "option", "dilation must be positive", ("CONV_2D",), field="dilationHFactor", cmp="gt",
+      value=0),
     r("cumsum.types", "types", "CUMSUM: float input and output", ("CUMSUM",), which="in:0+out:0",
       allowed=("FLOAT32", "FLOAT16")),
     r("cumsum.axis", "const", "CUMSUM axis must be constant", ("CUMSUM",), which="in:1"),
+    r("cumsum.axis_type", "types", "CUMSUM axis must be int32", ("CUMSUM",), which="in:1", allowed=("INT32",)),
     r("densify.const", "count", "DENSIFY takes no runtime input", ("DENSIFY",), which="runtime_inputs", max=0),
     r("dwconv.rank", "rank", "input, filter and output must be 4-D", ("DEPTHWISE_CONV_2D",), which="in:0|1+out:0",
       min=4, max=4),
-    r("dwconv.multiplier", "dw_gpu_multiplier", "depth_multiplier != 1 needs a 1-channel input", ("DEPTHWISE_CONV_2D",)),
+    r("dwconv.multiplier", "dw_multiplier", "depth_multiplier != 1 needs a 1-channel input", ("DEPTHWISE_CONV_2D",),
+      dilated_ok=True),
     r("dwconv.channels", "dims_equal", "filter dim 3 must equal output channels", ("DEPTHWISE_CONV_2D",),
       a="in:1", axis_a=3, b="out:0", axis_b=3),
+    r("dwconv.out_channels", "dims_equal", "output channels must equal input channels x depth_multiplier",
+      ("DEPTHWISE_CONV_2D",), a="out:0", axis_a=3, b="in:0", axis_b=3, times="depthMultiplier"),
     r("dwconv.bias", "dims_equal", "bias size must equal output channels", ("DEPTHWISE_CONV_2D",),
       a="in:2", axis_a=0, b="out:0", axis_b=3),
     r("dwconv.batch", "dims_equal", "input and output batch must match", ("DEPTHWISE_CONV_2D",),
@@ -78,13 +92,26 @@ RULES = (
       cmp="eq", value="DEFAULT", enum="weights_format"),
     r("fc.input", "not_const", "input 0 must not be constant", ("FULLY_CONNECTED",), which="in:0"),
     r("fc.keep_dims", "same_rank", "with keep_num_dims input and output ranks must match", ("FULLY_CONNECTED",),
-      when=("option", {"field": "keepNumDims", "cmp": "eq", "value": False}), a="in:0", b="out:0"),
+      when=("option", {"field": "keepNumDims", "cmp": "eq", "value": True}), a="in:0", b="out:0"),
     r("gather.data", "types", "GATHER data must not be int32", ("GATHER",), which="in:0",
       allowed=("FLOAT32", "FLOAT16", "INT8", "UINT8")),
     r("gather.indices", "types", "GATHER indices must be int32", ("GATHER",), which="in:1", allowed=("INT32",)),
     r("gather.indices_rank", "rank", "GATHER indices must be 1-D", ("GATHER",), which="in:1", min=1, max=1),
-    r("lstm.arity", "arity", "LSTM: full kernel 20/24 inputs and 1 output, or basic kernel 5 inputs and 4 outputs",
-      ("LSTM",), inputs=(5, 24)),
+    # A full-kernel LSTM has 20 or 24 inputs by schema, so the 20..24 range is exact in practice.
+    r("lstm.full.arity", "arity", "LSTM full kernel: 20 or 24 inputs and 1 output", ("LSTM",), when=LSTM_FULL,
+      inputs=(20, 24), outputs=(1, 1)),
+    r("lstm.full.act", "option", "LSTM full kernel: activation must be sigmoid or tanh", ("LSTM",), when=LSTM_FULL,
+      field="fusedActivationFunction", cmp="in", value=("SIGMOID", "TANH"), enum="activation"),
+    r("lstm.basic.arity", "arity", "LSTM basic kernel: 5 inputs and 4 outputs", ("LSTM",), when=LSTM_BASIC,
+      inputs=(5, 5), outputs=(4, 4)),
+    r("lstm.basic.runtime", "count", "LSTM basic kernel: 3 runtime inputs", ("LSTM",), when=LSTM_BASIC,
+      which="runtime_inputs", min=3, max=3),
+    r("lstm.basic.act", "option", "LSTM basic kernel: activation must be tanh", ("LSTM",), when=LSTM_BASIC,
+      field="fusedActivationFunction", cmp="eq", value="TANH", enum="activation"),
+    r("lstm.basic.cell_clip", "option", "LSTM basic kernel: cell_clip must be 0", ("LSTM",), when=LSTM_BASIC,
+      field="cellClip", cmp="eq", value=0.0),
+    r("lstm.basic.proj_clip", "option", "LSTM basic kernel: proj_clip must be 0", ("LSTM",), when=LSTM_BASIC,
+      field="projClip", cmp="eq", value=0.0),
     r("reduce.axes", "const", "axes must be constant", REDUCE, which="in:1"),
     r("reduce.axes_type", "types", "axes must be int32", REDUCE, which="in:1", allowed=("INT32",)),
     r("mul.arity", "count", "exactly 2 inputs", ("MUL",), which="inputs", min=2, max=2),
@@ -92,8 +119,13 @@ RULES = (
     r("one_hot.axis", "option", "ONE_HOT axis must be -1", ("ONE_HOT",), field="axis", cmp="eq", value=-1),
     r("one_hot.indices", "types", "ONE_HOT indices must be int32", ("ONE_HOT",), which="in:0", allowed=("INT32",)),
     r("one_hot.values", "const", "on/off values must be constant scalars", ("ONE_HOT",), which="in:2|3"),
+    r("one_hot.values_type", "types", "on/off values must be float32", ("ONE_HOT",), which="in:2|3",
+      allowed=("FLOAT32",)),
+    r("one_hot.values_scalar", "rank", "on/off values must be scalars", ("ONE_HOT",), which="in:2|3", max=0),
     r("pad.paddings", "dim", "paddings must be 3x2 or 4x2", ("PAD", "PADV2", "MIRROR_PAD"), which="in:1",
       axis=0, cmp="in", value=(3, 4)),
+    r("pad.paddings_cols", "dim", "paddings must be 3x2 or 4x2", ("PAD", "PADV2", "MIRROR_PAD"), which="in:1",
+      axis=1, cmp="eq", value=2),
     r("mirror_pad.mode", "option", "MIRROR_PAD: only REFLECT", ("MIRROR_PAD",), field="mode", cmp="eq",
       value="REFLECT", enum="mirror_pad_mode"),
     r("resize.corners", "options_not_both", "align_corners and half_pixel_centers together are not supported",

@@ -16,7 +16,9 @@ V2 = ("ADD", "ARG_MAX", "ARG_MIN", "AVERAGE_POOL_2D", "CONCATENATION", "L2_NORMA
       "MAX_POOL_2D", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "PACK", "PAD", "QUANTIZE", "RELU6", "SLICE", "SOFTMAX",
       "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "SPLIT", "STRIDED_SLICE", "SUB", "TANH", "TRANSPOSE")
 V3 = ("CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV")
-MAX_VERSION = {**{k: 2 for k in V2}, **{k: 3 for k in V3}, "FULLY_CONNECTED": 4}
+EXACTLY_V2 = ("RELU", "SQUARED_DIFFERENCE", "RSQRT")
+# The exactly-v2 ops need their ceiling here too, or the default of 1 would reject their only version.
+MAX_VERSION = {**{k: 2 for k in V2 + EXACTLY_V2}, **{k: 3 for k in V3}, "FULLY_CONNECTED": 4}
 CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
@@ -38,9 +40,12 @@ RULES = (
     r("version", "max_version", "op version not in CheckOpVersion's allowlist", versions=MAX_VERSION, default=1,
       source="delegates.md §2.1.3 (hexagon/utils.cc CheckOpVersion)"),
     r("version.exact2", "version_in", "op supported at version 2 only",
-      ("RELU", "SQUARED_DIFFERENCE", "RSQRT"), versions={"RELU": [2], "SQUARED_DIFFERENCE": [2], "RSQRT": [2]},
+      EXACTLY_V2, versions={k: [2] for k in EXACTLY_V2},
       source="delegates.md §2.1.3"),
     r("binary.arity", "count", "exactly 2 inputs", ("ADD", "SUB", "MUL", "MINIMUM", "MAXIMUM"), which="inputs", min=2, max=2),
+    # The dtype rule sees runtime inputs only; these ops also need 8-bit constant operands.
+    r("binary.types", "types", "every input must be 8-bit quantized",
+      ("ADD", "SUB", "MUL", "MINIMUM", "MAXIMUM", "CONCATENATION", "PACK"), which="inputs", allowed=Q8),
     r("act", "option", "fused activation must be NONE/RELU/RELU6/RELU_N1_TO_1",
       ("ADD", "SUB", "MUL", "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"),
       field="fusedActivationFunction", cmp="in", value=RELU_ACT, enum="activation"),
@@ -66,6 +71,9 @@ RULES = (
       ("MAX_POOL_2D",), limit=13),
     r("avgpool.arity", "count", "exactly 1 input", ("AVERAGE_POOL_2D",), which="inputs", min=1, max=1),
     r("tconv.arity", "count", "3 or 4 inputs", ("TRANSPOSE_CONV",), which="inputs", min=3, max=4),
+    r("tconv.output_shape", "types", "output_shape must be int32", ("TRANSPOSE_CONV",), which="in:0",
+      allowed=("INT32",)),
+    r("tconv.bias", "types", "bias must be int32", ("TRANSPOSE_CONV",), which="in:3", allowed=("INT32",)),
     r("stride", "option", "stride_w must be <= 3", ("TRANSPOSE_CONV",) + CONVS, field="strideW", cmp="le", value=3),
     r("stride_h", "option", "stride_h must be <= 3", ("TRANSPOSE_CONV",) + CONVS, field="strideH", cmp="le", value=3),
     r("tconv.padding", "option", "padding must be SAME or VALID", ("TRANSPOSE_CONV",),
@@ -80,8 +88,13 @@ RULES = (
     r("reshape.arity", "count", "at most 2 inputs", ("RESHAPE",), which="inputs", max=2),
     r("resize.size", "dim", "size must hold 2 elements", ("RESIZE_BILINEAR",), which="in:1", axis=0, cmp="eq", value=2),
     r("split.axis", "const", "split axis must be constant", ("SPLIT",), which="in:0"),
+    r("split.axis_type", "types", "split axis must be int32", ("SPLIT",), which="in:0", allowed=("INT32",)),
     r("slice.const", "const", "begin and size must be constant", ("SLICE",), which="in:1|2"),
+    r("slice.index_type", "types", "begin and size must be int32 or int64", ("SLICE",), which="in:1|2",
+      allowed=("INT32", "INT64")),
     r("strided_slice.const", "const", "begin/end/strides must be constant", ("STRIDED_SLICE",), which="in:1|2|3"),
+    r("strided_slice.index_type", "types", "begin/end/strides must be int32", ("STRIDED_SLICE",),
+      which="in:1|2|3", allowed=("INT32",)),
     r("strided_slice.ellipsis", "option", "ellipsis_mask must be 0", ("STRIDED_SLICE",),
       field="ellipsisMask", cmp="eq", value=0),
     r("strided_slice.new_axis", "option", "new_axis_mask must be 0", ("STRIDED_SLICE",),

@@ -211,7 +211,7 @@ RULES = (
     r("split.axis_type", "types", "split axis must be int32", ("SPLIT",), which="in:0", allowed=("INT32",)),
     r("split.types", "types", "float32 or per-tensor int8", ("SPLIT",), which="outputs",
       allowed=F32_Q8),
-    r("strided_slice.masks", "option", "ellipsis, new_axis and shrink_axis masks must be 0", ("STRIDED_SLICE",),
+    r("strided_slice.masks", "option", "shrink_axis mask must be 0", ("STRIDED_SLICE",),
       source=README, field="shrinkAxisMask", cmp="eq", value=0),
     r("strided_slice.ellipsis", "option", "ellipsis mask must be 0", ("STRIDED_SLICE",), source=README,
       field="ellipsisMask", cmp="eq", value=0),
