@@ -10,6 +10,7 @@ from tflopt.cli import main
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 INT8 = str(ROOT / "fixtures" / "models" / "convnet_int8.tflite")
 FP32 = str(ROOT / "fixtures" / "models" / "convnet_fp32.tflite")
+MODELS = ROOT / "fixtures" / "models"
 
 
 def test_json_shape(capsys):
@@ -24,6 +25,16 @@ def test_json_shape(capsys):
     pool = ops[5]
     assert pool["op"] == "AVERAGE_POOL_2D" and pool["supported"] is False and pool["reasons"]
     assert out["targets"]["edgetpu"]["summary"]["accelerated_ops"] == 10
+
+
+def test_fail_under_gates_on_supported_or_accelerated_share(capsys):
+    # gru_int8 on the Edge TPU: nearly every op is supported, but an early unsupported op
+    # sends the rest to the CPU, so the two gates disagree.
+    gru = str(MODELS / "gru_int8.tflite")
+    assert main(["audit", gru, "-t", "edgetpu", "--fail-under", "90"]) == 0
+    assert main(["audit", gru, "-t", "edgetpu", "--fail-under", "90", "--gate", "accelerated"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("tflopt: accelerated ops below --fail-under 90%: edgetpu")
 
 
 def test_fail_under(capsys):

@@ -18,8 +18,12 @@ from ..cli import emit_json, fail
 @click.option("--all-ops", is_flag=True, help="Text table: list accelerated ops too.")
 @click.option("--suggest", is_flag=True, help="Try each target's candidate passes on a copy and report the effect.")
 @click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PCT",
-              help="Exit 1 when any target runs less than PCT percent of the ops on the accelerator.")
-def audit_cmd(model: Path, targets, as_json, as_markdown, all_ops, suggest, fail_under):
+              help="Exit 1 when any target supports less than PCT percent of the ops (a CI gate).")
+@click.option("--gate", type=click.Choice(["supported", "accelerated"]), default="supported", show_default=True,
+              help="What --fail-under measures: ops the target supports, or ops that end up on the "
+                   "accelerator after partitioning (stricter on Edge TPU, which stops at the first "
+                   "unsupported op).")
+def audit_cmd(model: Path, targets, as_json, as_markdown, all_ops, suggest, fail_under, gate):
     """Which ops of MODEL each delegate takes, and why the others stay on the CPU."""
     from . import audit, parse_targets
     from .report import markdown, text
@@ -35,10 +39,10 @@ def audit_cmd(model: Path, targets, as_json, as_markdown, all_ops, suggest, fail
     else:
         click.echo(text(report, all_ops=all_ops))
     if fail_under is not None:
-        low = [(n, t.summary["accelerated_share"]) for n, t in report.targets.items()
-               if t.summary["accelerated_share"] < fail_under]
+        key = f"{gate}_share"
+        low = [(n, t.summary[key]) for n, t in report.targets.items() if t.summary[key] < fail_under]
         if low:
-            click.echo("tflopt: audit below --fail-under " + f"{fail_under:g}%: " +
+            click.echo(f"tflopt: {gate} ops below --fail-under {fail_under:g}%: " +
                        ", ".join(f"{n} {s:.1f}%" for n, s in low), err=True)
             return 1
     return 0
