@@ -498,23 +498,7 @@ def calibration_model(model):
     the stock interpreter cannot run and what depends on them; their inputs become outputs.
     Tensors downstream of a cut op get no range, so the ops that read them stay float."""
     from .runtime import runnable
-    _, cut = runnable(model, xnnpack=False)
-    m = model.clone()
-    if not cut:
-        return m, cut
-    sg = m.main
-    doomed = set(cut)
-    dead: set[int] = set()
-    outputs: list[int] = []
-    for op in list(sg.operators):
-        if op.name in doomed or any(t in dead for t in op.inputs if t >= 0):
-            dead.update(op.outputs)
-            outputs.extend(t for t in op.inputs if t >= 0 and t not in dead and not sg.tensors[t].is_constant)
-            sg.remove_operator(op)
-    outs = [t for t in sg.outputs if t not in dead]
-    sg.raw.outputs = outs + [t for t in dict.fromkeys(outputs) if t not in outs]
-    m.raw.signatureDefs = []
-    return m, cut
+    return runnable(model, xnnpack=False)
 
 
 class _Progress:

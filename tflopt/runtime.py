@@ -104,15 +104,16 @@ def _cut_ops(model, doomed_names: set[str]):
     outputs = [t for t in sg.outputs if t not in dead_tensors]
     outputs += [t for t in dict.fromkeys(new_outputs) if t not in outputs]
     sg.raw.outputs = outputs
-    # Signatures name the old outputs; a cut model is only ever run by index.
+    # Signatures name the old outputs; a cut model is only ever run by index. Tensor indices
+    # stay as they are, so calibration can map what it reads back to the full model.
     model.raw.signatureDefs = []
-    model.remove_unused()
     return model
 
 
 def runnable(model, *, xnnpack: bool = True):
     """A copy of the model the stock interpreter can run: custom ops it cannot resolve (and
-    what depends on them) are cut, their inputs become outputs. Returns (model, cut op names).
+    what depends on them) are cut, their inputs become outputs, every tensor keeps its index.
+    Returns (model, cut op names).
     Used to compare models with mediapipe's custom ops numerically on everything else."""
     import re
 
