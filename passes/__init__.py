@@ -2,4 +2,5 @@
 from . import cleanup  # noqa: F401
 from . import quantize  # noqa: F401
 from . import dequantize  # noqa: F401
+from . import prune, cluster, sparsify  # noqa: F401
 from . import audit  # noqa: F401

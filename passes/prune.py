@@ -1,0 +1,335 @@
+"""The ``prune`` pass: magnitude pruning of weights in a converted model, no retraining.
+
+As tfmot does during training, the smallest-magnitude weights (or blocks, or the smaller
+entries of every N:M group) become exactly zero. Magnitudes are compared in float (weights
+are dequantized first), so per-channel int8 scales and float16 storage rank like the float
+model. Weights keep their storage: float32, float16 behind DEQUANTIZE, int8 (a pruned
+weight is its zero point, i.e. exactly 0.0), and sparse behind DENSIFY, which is re-encoded
+sparse in its own layout, so DENSIFY keeps working and the extra zeros save bytes.
+
+Pruned masks go to ``ctx.facts["pruned_masks"]`` so later passes (cluster, quantize checks,
+sparsify) keep the zeros.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from tflopt.pipeline import Pass, PassResult, register
+from tflopt.size import gzip_size, summary_line, zstd_size
+from tflopt.sparse import encode_like, stored_nbytes, to_dense
+from tflopt.weights import WeightRef, find_weights, float_values
+
+DEFAULT_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"]
+# Per-pass and per-tensor figures are computed before and after every pass, so they use
+# fast levels: gzip -9 and zstd -19 take seconds per megabyte on half-zero weights, for
+# figures within ~1% of these (benchmarks/compression_table.py reports -9 / -19).
+FIGURES_GZIP_LEVEL = 6
+FIGURES_ZSTD_LEVEL = 9
+
+
+# -- weights as prune, cluster and sparsify see them ----------------------------------------
+class WeightSlot:
+    """One stored weight constant: its dense stored values, float view, zero and write-back.
+
+    Editing happens in the stored domain (float32, float16, or integers with their
+    quantization kept), so the graph around the constant (DEQUANTIZE, DENSIFY) stays valid.
+    """
+
+    def __init__(self, ref: WeightRef, subgraph_index: int):
+        self.ref = ref
+        self.tensor = ref.tensor
+        self.key = f"{subgraph_index}/{self.tensor.name}"
+        self.skip: str | None = None
+        t = self.tensor
+        dt = t.dtype
+        if dt is None or dt.kind not in "fiu":
+            self.skip = f"{t.type_name} weights are not supported"
+        elif dt.kind in "iu" and not t.is_quantized:
+            self.skip = "integer weights without quantization parameters"
+        self._stored = None
+
+    @property
+    def name(self) -> str:
+        return self.tensor.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.tensor.shape
+
+    @property
+    def axis(self) -> int | None:
+        return self.ref.axis
+
+    @property
+    def stored(self) -> np.ndarray:
+        if self._stored is None:
+            self._stored = to_dense(self.tensor)
+        return self._stored
+
+    def floats(self) -> np.ndarray:
+        return float_values(self.tensor)
+
+    def zero_stored(self) -> np.ndarray:
+        """The stored value meaning 0.0: 0 for floats, the zero point (per channel) for ints."""
+        q = self.tensor.quantization
+        if self.stored.dtype.kind == "f" or q is None or q.zero_point.size == 0:
+            return np.zeros((), self.stored.dtype)
+        zp = q.zero_point.astype(self.stored.dtype)
+        if zp.size == 1:
+            return zp.reshape(())
+        shape = [1] * self.stored.ndim
+        shape[q.axis] = -1
+        return zp.reshape(shape)
+
+    def zero_mask(self) -> np.ndarray:
+        return np.broadcast_to(self.stored == self.zero_stored(), self.shape).copy()
+
+    def write(self, dense: np.ndarray) -> None:
+        t = self.tensor
+        dense = np.ascontiguousarray(dense, dtype=self.stored.dtype).reshape(self.shape)
+        if t.sparsity is not None:
+            values, params = encode_like(dense, t.sparsity)
+            t.raw.sparsity = params
+            t.set_data(values, t.type)
+        else:
+            t.set_data(dense, t.type)
+        self._stored = dense
+
+    def stored_bytes(self) -> bytes:
+        t = self.tensor
+        raw = bytes(t.buffer.memoryview())
+        if t.sparsity is None:
+            return raw
+        idx = b"".join(np.asarray(v.values).tobytes() for d in t.sparsity.dimMetadata or []
+                       for v in (d.arraySegments, d.arrayIndices) if v is not None and v.values is not None)
+        return raw + idx
+
+    def distinct_per_channel(self) -> int | None:
+        if self.axis is None or self.stored.ndim < 2:
+            return None
+        rows = np.sort(np.moveaxis(self.stored, self.axis, 0).reshape(self.shape[self.axis], -1), axis=1)
+        return int((1 + (np.diff(rows, axis=1) != 0).sum(axis=1)).max()) if rows.size else 0
+
+    def figures(self, sizes: bool = True) -> dict:
+        """Sparsity, distinct values, bits per weight and stored size (raw, gzip, zstd)."""
+        data = self.stored_bytes()
+        n = max(int(np.prod(self.shape)), 1)
+        zeros = int(self.zero_mask().sum())
+        out = {"name": self.name, "op": self.ref.op.name, "shape": list(self.shape), "dtype": self.tensor.type_name,
+               "sparse_storage": self.tensor.sparsity is not None, "elements": n, "zeros": zeros,
+               "sparsity": round(zeros / n, 6), "distinct": int(np.unique(self.stored).size),
+               "distinct_per_channel": self.distinct_per_channel(), "bytes": len(data),
+               "bits_per_weight": round(len(data) * 8 / n, 4)}
+        if sizes:
+            out["gzip"] = gzip_size(data, FIGURES_GZIP_LEVEL)
+            out["zstd"] = zstd_size(data, FIGURES_ZSTD_LEVEL)
+        return out
+
+
+def weight_slots(model, *, ops, include=None, exclude=None, min_elements=0) -> list[WeightSlot]:
+    refs = find_weights(model, ops=ops, name_regex=include, exclude_regex=exclude, min_elements=min_elements)
+    index = {id(sg): i for i, sg in enumerate(model.subgraphs)}
+    return [WeightSlot(r, index[id(r.subgraph)]) for r in refs]
+
+
+_SAME = ("name", "op", "shape", "elements")
+
+
+def size_stats(before: dict, after: dict) -> dict:
+    """One per-tensor row: identity once, then every figure as x_before / x_after."""
+    row = {k: before[k] for k in _SAME}
+    for k, v in before.items():
+        if k not in _SAME:
+            row[f"{k}_before"] = v
+            row[f"{k}_after"] = after.get(k)
+    return row
+
+
+def model_sizes(model, before: dict | None = None, *, compress: bool = True) -> dict:
+    """Whole-file raw (and gzip/zstd unless ``compress`` is off) sizes; given the earlier
+    figures, both and the summary lines."""
+    data = model.to_bytes()
+    now = {"raw": len(data)}
+    if compress:
+        now.update(gzip=gzip_size(data, FIGURES_GZIP_LEVEL), zstd=zstd_size(data, FIGURES_ZSTD_LEVEL),
+                   gzip_level=FIGURES_GZIP_LEVEL, zstd_level=FIGURES_ZSTD_LEVEL)
+    if before is None:
+        return now
+    return {"size": {"before": before, "after": now,
+                     "summary": {k: summary_line(before[k], now[k]) for k in ("raw", "gzip", "zstd") if k in now}}}
+
+
+# -- pruning ---------------------------------------------------------------------------------
+
+
+def _parse_pair(text: str, sep: str, what: str) -> tuple[int, int]:
+    m = re.fullmatch(rf"\s*(\d+)\s*{sep}\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise ValueError(f"{what} must look like 'A{sep}B' with positive integers, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass
+class PruneOptions:
+    sparsity: float = 0.5
+    pattern: Literal["unstructured", "block", "nm"] = "unstructured"
+    # Block shape over the 2-D view [rows, in] of the TFLite layout (in = the last axis):
+    # 1x4 is four consecutive input channels, as the float sparse FC kernel reads them.
+    block: str = "1x4"
+    # N:M keeps the N largest of every M consecutive weights along the last axis; the
+    # pattern fixes the sparsity (1 - N/M), so ``sparsity`` is not used with it.
+    nm: str = "2:4"
+    # One threshold per tensor, or one over all chosen tensors (so layers end up unequal).
+    threshold: Literal["tensor", "global"] = "tensor"
+    ops: list[str] = field(default_factory=list)    # empty: DEFAULT_OPS
+    include: str | None = None
+    exclude: str | None = None
+    # Tiny weights (depthwise kernels, heads) hold little of the size and much of the accuracy.
+    min_elements: int = 1024
+    # gzip/zstd figures per tensor and for the whole file (compressions before and after).
+    sizes: bool = True
+
+    def validate(self) -> None:
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
+        self.block_shape()
+        n, m = self.nm_pair()
+        if n > m:
+            raise ValueError(f"nm={self.nm}: N must be <= M")
+        if self.pattern == "nm" and self.threshold == "global":
+            raise ValueError("threshold=global does not apply to the N:M pattern (it is per group)")
+        if self.min_elements < 0:
+            raise ValueError("min_elements must be >= 0")
+        for rx in (self.include, self.exclude):
+            if rx:
+                re.compile(rx)
+
+    def block_shape(self) -> tuple[int, int]:
+        return _parse_pair(self.block, "x", "block")
+
+    def nm_pair(self) -> tuple[int, int]:
+        return _parse_pair(self.nm, ":", "nm")
+
+
+def _view2d(a: np.ndarray) -> np.ndarray:
+    """[rows, in]: the TFLite weight layouts keep the input (reduction) axis last."""
+    return a.reshape(1, -1) if a.ndim < 2 else a.reshape(-1, a.shape[-1])
+
+
+def block_scores(mag: np.ndarray, block: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean |w| per block, elements per block) over the 2-D view; edge blocks are partial."""
+    v = _view2d(mag)
+    r, c = block
+    pad = ((0, -v.shape[0] % r), (0, -v.shape[1] % c))
+    blocks = lambda a: a.reshape(a.shape[0] // r, r, a.shape[1] // c, c).sum(axis=(1, 3))  # noqa: E731
+    total = blocks(np.pad(v.astype(np.float64), pad))
+    count = blocks(np.pad(np.ones(v.shape), pad))
+    return total / count, count
+
+
+def block_mask(shape: tuple[int, ...], pruned_blocks: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    r, c = block
+    rows, cols = _view2d(np.empty(shape, np.bool_)).shape
+    full = np.kron(pruned_blocks, np.ones((r, c), bool)).astype(bool)[:rows, :cols]
+    return full.reshape(shape)
+
+
+def nm_mask(mag: np.ndarray, n: int, m: int) -> np.ndarray:
+    """True where pruned: all but the n largest of each m consecutive values on the last axis."""
+    v = _view2d(mag)
+    pad = -v.shape[1] % m
+    groups = np.pad(v, ((0, 0), (0, pad))).reshape(v.shape[0], -1, m)
+    # Rank within the group by descending magnitude (stable: ties keep the earlier weight).
+    rank = np.argsort(np.argsort(-groups, axis=2, kind="stable"), axis=2, kind="stable")
+    pruned = (rank >= n).reshape(v.shape[0], -1)[:, :v.shape[1]]
+    return pruned.reshape(mag.shape)
+
+
+def smallest(scores: list[np.ndarray], weights: list[np.ndarray], fraction: float) -> list[np.ndarray]:
+    """Masks of the lowest-scoring entries over all arrays together, until their weight
+    (elements) reaches ``fraction`` of the total; stable, so ties fall to the earlier entry."""
+    flat = np.concatenate([s.ravel() for s in scores])
+    wflat = np.concatenate([w.ravel() for w in weights]).astype(np.float64)
+    order = np.argsort(flat, kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(wflat[order])])
+    # The count whose cumulative weight lands nearest the target.
+    k = int(np.argmin(np.abs(cum - fraction * wflat.sum())))
+    chosen = np.zeros(flat.size, bool)
+    chosen[order[:k]] = True
+    out, at = [], 0
+    for s in scores:
+        out.append(chosen[at:at + s.size].reshape(s.shape))
+        at += s.size
+    return out
+
+
+@register
+class Prune(Pass):
+    name = "prune"
+    summary = "Magnitude pruning (unstructured, blocks, N:M; per tensor or global) of weights in any storage."
+    Options = PruneOptions
+
+    def run(self, model, ctx) -> PassResult:
+        o = self.options
+        before_sizes = model_sizes(model, compress=o.sizes)
+        slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
+                             min_elements=o.min_elements)
+        warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
+        slots = [s for s in slots if not s.skip]
+        masks = self._masks(slots)
+        facts = ctx.facts.setdefault("pruned_masks", {})
+        rows, changed = [], False
+        zeros = elements = 0
+        for slot, mask in zip(slots, masks):
+            before = slot.figures(o.sizes)
+            already = slot.zero_mask()
+            if not (mask & ~already).any():
+                facts[slot.key] = already
+                rows.append({"pruned": False, "reason": "already at or above the target sparsity",
+                             **size_stats(before, before)})
+                continue
+            slot.write(np.where(mask, slot.zero_stored(), slot.stored))
+            changed = True
+            facts[slot.key] = mask | already
+            after = slot.figures(o.sizes)
+            zeros += after["zeros"]
+            elements += after["elements"]
+            rows.append({"pruned": True, **size_stats(before, after)})
+        stats = {"pattern": o.pattern, "threshold": o.threshold, "pruned_tensors": sum(r["pruned"] for r in rows),
+                 "sparsity": round(zeros / elements, 6) if elements else 0.0, "tensors": rows}
+        stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
+        return PassResult(changed=changed, stats=stats, warnings=warnings)
+
+    def _masks(self, slots) -> list[np.ndarray]:
+        o = self.options
+        if not slots:
+            return []
+        mags = [np.abs(s.floats()) for s in slots]
+        if o.pattern == "nm":
+            n, m = o.nm_pair()
+            return [nm_mask(mag, n, m) | s.zero_mask() for s, mag in zip(slots, mags)]
+        if o.pattern == "block":
+            block = o.block_shape()
+            scored = [block_scores(mag, block) for mag in mags]
+            groups = [[i] for i in range(len(slots))] if o.threshold == "tensor" else [list(range(len(slots)))]
+            out: list = [None] * len(slots)
+            for g in groups:
+                chosen = smallest([scored[i][0] for i in g], [scored[i][1] for i in g], o.sparsity)
+                for i, c in zip(g, chosen):
+                    out[i] = block_mask(slots[i].shape, c, block) | slots[i].zero_mask()
+            return out
+        if o.threshold == "global":
+            ones = [np.ones(mag.shape, np.int8) for mag in mags]
+            return [c | s.zero_mask() for s, c in zip(slots, smallest(mags, ones, o.sparsity))]
+        out = []
+        for s, mag in zip(slots, mags):
+            k = int(round(mag.size * o.sparsity))
+            mask = np.zeros(mag.size, bool)
+            # Stable ranking: exactly k weights go, and ties fall the same way every run.
+            mask[np.argsort(mag.ravel(), kind="stable")[:k]] = True
+            out.append(mask.reshape(mag.shape) | s.zero_mask())
+        return out
