@@ -202,6 +202,10 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
     click.echo(f"wrote {output}")
 
 
+def _type_name(hint) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
 @click.command("passes")
 @click.option("--json", "as_json", is_flag=True)
 def passes_cmd(as_json: bool):
@@ -215,7 +219,7 @@ def passes_cmd(as_json: bool):
     for name in sorted(REGISTRY):
         cls = REGISTRY[name]
         hints = typing.get_type_hints(cls.Options)
-        opts = [{"name": f.name, "type": str(hints[f.name]).replace("typing.", ""), "default": _default_of(f)}
+        opts = [{"name": f.name, "type": _type_name(hints[f.name]), "default": _default_of(f)}
                 for f in dataclasses.fields(cls.Options)]
         out.append({"name": name, "summary": cls.summary, "options": opts})
     if as_json:

@@ -50,16 +50,18 @@ class Pass:
 
     def __init__(self, **options):
         self.options = build_options(self.name, self.Options, options)
+        self._given = tuple(options)
 
     def run(self, model: Model, ctx: PassContext) -> PassResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def spec(self) -> str:
-        """The pipeline text that recreates this pass."""
+        """The pipeline text that recreates this pass: the options given, and any other option
+        that differs from its default."""
         parts = []
         for f in dataclasses.fields(self.options):
             value = getattr(self.options, f.name)
-            if value != _default_of(f):
+            if f.name in self._given or value != _default_of(f):
                 parts.append(f"{f.name}={_format_value(value)}")
         return f"{self.name}({','.join(parts)})" if parts else self.name
 
