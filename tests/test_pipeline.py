@@ -163,3 +163,20 @@ def test_inserted_op_runs(tmp_path):
     _, got = runtime.run(out, inputs, xnnpack=False)
     assert np.allclose(expected[0], got[0], atol=1e-2)
     assert tflopt.load(out).main.operators[0].name == "DEQUANTIZE"
+
+
+def test_cleanup_shares_the_empty_buffer_and_model_still_runs(tmp_path):
+    src = MODELS / "convnet_fp32.tflite"
+    m = tflopt.load(src)
+    n_buffers = len(m.buffers)
+    report = PassManager(parse_pipeline("cleanup")).run(m)
+    stats = report.passes[0].stats
+    assert stats["empty_buffers_shared"] > 0 and stats["buffers"] == stats["empty_buffers_shared"]
+    assert len(m.buffers) == n_buffers - stats["buffers"]
+    assert all(t.buffer_index == 0 for t in m.main.tensors if not t.is_constant)
+    out = tmp_path / "clean.tflite"
+    m.save(out)
+    assert out.stat().st_size < src.stat().st_size
+    inputs, expected = runtime.run(src)
+    _, got = runtime.run(out, inputs)
+    assert np.array_equal(expected[0], got[0])

@@ -655,6 +655,20 @@ class Model:
                 op.raw.opcodeIndex = cmap[op.raw.opcodeIndex]
         return removed
 
+    def share_empty_buffer(self) -> int:
+        """Point tensors without data at buffer 0. The converter gives every activation its own
+        empty buffer; buffer 0 is the schema's shared "no data" entry. Returns how many moved
+        (``remove_unused`` then drops the buffers left behind)."""
+        metadata_buffers = {m.buffer for m in self._m.metadata}
+        moved = 0
+        for sg in self.subgraphs:
+            for t in sg.raw.tensors:
+                if 0 < t.buffer < len(self.buffers) and self.buffers[t.buffer].nbytes == 0 \
+                        and t.buffer not in metadata_buffers:
+                    t.buffer = 0
+                    moved += 1
+        return moved
+
     # -- serialisation ---------------------------------------------------------------------
     def to_bytes(self, *, layout: str = "auto") -> bytes:
         from .io import serialize
