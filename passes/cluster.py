@@ -40,6 +40,9 @@ class ClusterOptions:
     min_elements: int = 1024
     max_iter: int = 100
     sizes: bool = True
+    # obs: snap to the centroids with calibrated error compensation, then refit them
+    # (tflopt.recovery); needs calibration data. Same at-most-k and zeros-stay-zero promises.
+    method: Literal["kmeans", "obs"] = "kmeans"
 
     def validate(self) -> None:
         if self.clusters < 2:
@@ -104,7 +107,7 @@ class Cluster(Pass):
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
         pruned = ctx.facts.setdefault("pruned_masks", {})
         clustered = ctx.facts.setdefault("clustered", {})
-        rows_out, changed = [], False
+        rows_out, changed, recovery = [], False, []
         for i, slot in enumerate(s for s in slots if not s.skip):
             axis = slot.axis if o.per_channel else None
             if o.per_channel and slot.axis is None:
@@ -128,6 +131,15 @@ class Cluster(Pass):
                               pin_zero=bool(preserve), max_iter=o.max_iter)
             new = _unrows(res.values(), slot.shape, axis)
             new[zero] = 0.0
+            if o.method == "obs":
+                from tflopt.recovery import obs_cluster_one
+                values, rec_row, rec_warning = obs_cluster_one(model, ctx.calibration, slot, res, axis, zero,
+                                                               preserve, new.copy())
+                recovery.append(rec_row)
+                warnings.extend([rec_warning] if rec_warning else [])
+                if values is not None:
+                    new = values.copy()
+                    new[zero] = 0.0
             slot.write(to_storage(slot, new))
             changed = True
             after_floats = slot.floats()
@@ -142,5 +154,8 @@ class Cluster(Pass):
                              **size_stats(before, after)})
         stats = {"clusters": o.clusters, "per_channel": o.per_channel, "init": o.init,
                  "clustered_tensors": sum(r["clustered"] for r in rows_out), "tensors": rows_out}
+        if o.method == "obs":
+            from tflopt.recovery.report import summary
+            stats["recovery"] = {**summary(recovery), "layers": recovery}
         stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)

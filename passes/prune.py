@@ -192,6 +192,9 @@ class PruneOptions:
     min_elements: int = 1024
     # gzip/zstd figures per tensor and for the whole file (compressions before and after).
     sizes: bool = True
+    # obs: calibrated (SparseGPT / OBC) mask and compensation of the kept weights, from the
+    # calibration data (tflopt.recovery); the same pattern and per-layer counts as magnitude.
+    method: Literal["magnitude", "obs"] = "magnitude"
 
     def validate(self) -> None:
         if not 0.0 <= self.sparsity < 1.0:
@@ -281,6 +284,15 @@ class Prune(Pass):
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
         slots = [s for s in slots if not s.skip]
         masks = self._masks(slots)
+        recovered, recovery = {}, None
+        if o.method == "obs":
+            from tflopt.recovery import obs_prune_slots
+            from .cluster import to_storage
+            out = obs_prune_slots(model, ctx.calibration, slots, masks, o, progress=ctx.progress)
+            warnings += out.warnings("calibrated pruning")
+            masks = [out.extra[s.key]["mask"] | s.zero_mask() if s.key in out.values else m for s, m in zip(slots, masks)]
+            recovered = {s.key: to_storage(s, out.values[s.key]) for s in slots if s.key in out.values}
+            recovery = out.stats()
         facts = ctx.facts.setdefault("pruned_masks", {})
         rows, changed = [], False
         zeros = elements = 0
@@ -292,7 +304,7 @@ class Prune(Pass):
                 rows.append({"pruned": False, "reason": "already at or above the target sparsity",
                              **size_stats(before, before)})
                 continue
-            slot.write(np.where(mask, slot.zero_stored(), slot.stored))
+            slot.write(np.where(mask, slot.zero_stored(), recovered.get(slot.key, slot.stored)))
             changed = True
             facts[slot.key] = mask | already
             after = slot.figures(o.sizes)
@@ -301,6 +313,8 @@ class Prune(Pass):
             rows.append({"pruned": True, **size_stats(before, after)})
         stats = {"pattern": o.pattern, "threshold": o.threshold, "pruned_tensors": sum(r["pruned"] for r in rows),
                  "sparsity": round(zeros / elements, 6) if elements else 0.0, "tensors": rows}
+        if recovery is not None:
+            stats["recovery"] = recovery
         stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)
 

@@ -164,6 +164,7 @@ class Rewriter:
         self.sg = plan.sg
         self.qtype = TensorType.INT8 if bits == 8 else TensorType.INT16
         self.qdtype = np.int8 if bits == 8 else np.int16
+        self.precomputed: dict = {}   # id(op) -> (int8 weight, scale, axis) from GPTQ
 
     def _set_q(self, tensor, p: QParams, tensor_type: int | None = None) -> None:
         tensor.raw.type = int(tensor_type if tensor_type is not None else self.qtype)
@@ -189,7 +190,7 @@ class Rewriter:
                 weight = sg.private_input(op, w, "_quantized")
                 values = float_values(weight)
                 axis = axis if self.options.per_channel and values.ndim > axis else None
-                q, wscale = quantize_symmetric(values, axis)
+                q, wscale = self.precomputed.get(id(op), quantize_symmetric(values, axis))[:2]
                 weight.set_data(q, TensorType.INT8)
                 weight.set_quantization(wscale, 0, axis or 0)
                 n += 1
@@ -317,9 +318,9 @@ def entry_subgraphs(model: Model) -> tuple[list[int], set[int]]:
 def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
     mode = options.mode
     bits = 8 if mode == "int8" else 16
-    if options.weights != "rtn":
-        raise TfloptError(f"quantize(mode={mode}): weights={options.weights} is not available for full-integer "
-                          "modes; use weights=rtn")
+    if options.weights != "rtn" and mode != "int8":
+        raise TfloptError(f"quantize(mode={mode}): weights={options.weights} is not available for {mode} yet; "
+                          "use weights=rtn")
     if ctx.calibration is None:
         raise TfloptError(f"quantize(mode={mode}) needs calibration data: pass --calibration PATH "
                           "(.npz, .npy, image folder, module:function, or random:N to only test that it runs)")
@@ -347,6 +348,15 @@ def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
         if not plan.quantized:
             continue
         rw = Rewriter(model, plan, options, bits)
+        if options.weights == "gptq" and index == 0:
+            # Calibrated rounding (tflopt.recovery): int8 weights precomputed per op, same scales.
+            from tflopt.recovery import gptq_weights
+            rw.precomputed, rec = gptq_weights(model, ctx.calibration, [op for op in plan.quantized if op.name in WEIGHTED],
+                                               per_channel=options.per_channel,
+                                               axes={k: v[3] for k, v in WEIGHTED.items()},
+                                               skip=set(ctx.facts.get("clustered", {})))
+            stats["gptq"] = rec.stats()
+            warnings.extend(rec.warnings("GPTQ rounding"))
         sub = {"weights_quantized": rw.constants()}
         rw.activations()
         sub["requantize_ops"] = rw.requantize()

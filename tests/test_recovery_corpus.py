@@ -1,0 +1,23 @@
+"""Calibrated pruning on the mediapipe corpus (real): output SNR beats magnitude pruning.
+
+Calibration: 16 smooth random images (seed 0); evaluation: 4 different ones (seed 1). See
+benchmarks/bench_recovery.py, which prints the whole table with timings.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from conftest import ROOT
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_recovery", ROOT / "benchmarks" / "bench_recovery.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_obs_pruning_beats_magnitude_pruning_on_output_snr(mediapipe_model):
+    row = _bench().compare(mediapipe_model, samples=16, evals=4, waves=8, sparsity=0.5)
+    assert row["layers"] > 0
+    assert row["snr_obs"] > row["snr_plain"], row
