@@ -1,12 +1,14 @@
 """Recovery benchmark on the mediapipe corpus: plain vs calibrated (obs) pruning at 50%.
 
-No real photos ship with the corpus, so calibration uses 16 *smooth random images* (uniform
-noise at 1/16 resolution, bilinearly upsampled, values in [-1, 1]) from seed 0, and
-evaluation uses different smooth random images from seed 1. The figure is the output SNR
-(dB) of the pruned model against the float model on the evaluation images, over every
-output the stock interpreter can compute (custom ops it cannot run are cut).
+Calibration uses the 16 real photos of ``fixtures/fetch_photos.py``'s calibration folder (8
+scikit-image sample photos, whole and cropped) and evaluation the 4 of its evaluation folder
+(two other photos), each loaded as a ``--calibration`` image folder is: resized to the model's
+input, scaled to [-1, 1] for the detectors and [0, 1] for the landmark / segmentation
+models (our assumption of MediaPipe's ranges; both halves see the same). The figure is the
+output SNR (dB) of the pruned model against the float model on the evaluation photos, over
+every output the stock interpreter can compute (custom ops it cannot run are cut).
 
-    python benchmarks/bench_recovery.py [--samples 16] [--eval 4] [--waves 8] [NAME ...]
+    python benchmarks/bench_recovery.py [--samples 16] [--waves 8] [NAME ...]
 """
 from __future__ import annotations
 
@@ -21,30 +23,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def smooth_images(shape, count: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    n, h, w, c = shape
-    out = []
-    for _ in range(count):
-        lo = rng.uniform(-1, 1, (max(h // 16, 2), max(w // 16, 2), c))
-        ys = np.linspace(0, lo.shape[0] - 1, h)
-        xs = np.linspace(0, lo.shape[1] - 1, w)
-        y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-        y1, x1 = np.minimum(y0 + 1, lo.shape[0] - 1), np.minimum(x0 + 1, lo.shape[1] - 1)
-        fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-        img = (lo[y0][:, x0] * (1 - fy) * (1 - fx) + lo[y1][:, x0] * fy * (1 - fx)
-               + lo[y0][:, x1] * (1 - fy) * fx + lo[y1][:, x1] * fy * fx)
-        out.append(img[None].astype(np.float32))
-    return out
+def _fixture(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def samples_for(model, count: int, seed: int) -> list[list[np.ndarray]]:
-    from tflopt.calibration import input_specs
-    specs = input_specs(model)
-    per_input = [smooth_images(s.shape, count, seed + 1000 * i) if len(s.shape) == 4 else
-                 [np.random.default_rng(seed + i * 7 + k).uniform(-1, 1, s.shape).astype(np.float32)
-                  for k in range(count)] for i, s in enumerate(specs)]
-    return [list(x) for x in zip(*per_input)]
+def photos(model, path, *, split: str, limit: int = 0) -> list[list[np.ndarray]]:
+    """The calibration or evaluation photos as the model's input samples."""
+    from tflopt.calibration import load_calibration
+    folders = dict(zip(("calibration", "evaluation"), _fixture("fetch_photos").photo_folders()))
+    normalize = "signed" if "detection" in Path(path).name else "unit"
+    data = list(load_calibration(folders[split], model, normalize=normalize))
+    return data[:limit] if limit else data
 
 
 def snr_db(ref: list[np.ndarray], out: list[np.ndarray]) -> float:
@@ -63,18 +55,18 @@ def outputs(model, inputs) -> list[np.ndarray]:
     return res
 
 
-def compare(path, *, samples: int = 16, evals: int = 4, waves: int = 8, sparsity: float = 0.5) -> dict:
+def compare(path, *, samples: int = 16, waves: int = 8, sparsity: float = 0.5) -> dict:
     from tflopt import io
     from tflopt.calibration import from_iterable
     from tflopt.pipeline import PassContext, run_pipeline
     from tflopt.recovery import RecoveryConfig, prune_obs
     base = io.load(path)
-    evaluation = samples_for(base, evals, seed=1)
+    evaluation = photos(base, path, split="evaluation")
     ref = outputs(base, evaluation)
     plain = io.load(path)
     run_pipeline(plain, f"prune(sparsity={sparsity},sizes=false)", PassContext(), measure=False)
     obs = io.load(path)
-    cal = from_iterable(samples_for(obs, samples, seed=0), obs)
+    cal = from_iterable(photos(obs, path, split="calibration", limit=samples), obs)
     t0 = time.perf_counter()
     res = prune_obs(obs, cal, sparsity=sparsity, sizes=False, config=RecoveryConfig(waves=waves))
     seconds = time.perf_counter() - t0
@@ -86,17 +78,13 @@ def compare(path, *, samples: int = 16, evals: int = 4, waves: int = 8, sparsity
 
 
 def corpus() -> list[Path]:
-    spec = importlib.util.spec_from_file_location("fetch_mediapipe", ROOT / "fixtures" / "fetch_mediapipe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return [Path(p) for p in mod.mediapipe_models()]
+    return [Path(p) for p in _fixture("fetch_mediapipe").mediapipe_models()]
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
     ap.add_argument("--samples", type=int, default=16)
-    ap.add_argument("--eval", type=int, default=4)
     ap.add_argument("--waves", type=int, default=8)
     ap.add_argument("--sparsity", type=float, default=0.5)
     a = ap.parse_args(argv)
@@ -104,7 +92,7 @@ def main(argv: list[str]) -> int:
     print(f"{'model':42s} {'plain dB':>9s} {'obs dB':>8s} {'layers':>7s} {'fallback':>8s} {'seconds':>8s}")
     total = time.perf_counter()
     for p in paths:
-        r = compare(p, samples=a.samples, evals=a.eval, waves=a.waves, sparsity=a.sparsity)
+        r = compare(p, samples=a.samples, waves=a.waves, sparsity=a.sparsity)
         print(f"{r['model']:42s} {r['snr_plain']:9.2f} {r['snr_obs']:8.2f} {r['layers']:7d} {r['fallback']:8d} "
               f"{r['seconds']:8.1f}", flush=True)
     print(f"total {time.perf_counter() - total:.1f}s")

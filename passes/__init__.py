@@ -4,3 +4,4 @@ from . import quantize  # noqa: F401
 from . import dequantize  # noqa: F401
 from . import prune, cluster, sparsify  # noqa: F401
 from . import audit  # noqa: F401
+from . import recover  # noqa: F401

@@ -44,6 +44,9 @@ class QuantizeOptions:
             raise ValueError("min_elements must be >= 0")
         if self.samples < 0:
             raise ValueError("samples must be >= 0")
+        if self.mode == "float16" and self.weights != "rtn":
+            raise ValueError(f"weights={self.weights} rounds to int8 grids; mode=float16 has none "
+                             "(use mode=dynamic, int8 or int16x8)")
         if self.mode in ("float16", "dynamic") and (self.input_type, self.output_type) != ("float32", "float32"):
             raise ValueError(f"mode={self.mode} keeps float32 model inputs and outputs")
         allowed = {"int8": {"float32", "int8", "uint8"}, "int16x8": {"float32", "int16"}}.get(self.mode)

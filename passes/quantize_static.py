@@ -318,9 +318,6 @@ def entry_subgraphs(model: Model) -> tuple[list[int], set[int]]:
 def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
     mode = options.mode
     bits = 8 if mode == "int8" else 16
-    if options.weights != "rtn" and mode != "int8":
-        raise TfloptError(f"quantize(mode={mode}): weights={options.weights} is not available for {mode} yet; "
-                          "use weights=rtn")
     if ctx.calibration is None:
         raise TfloptError(f"quantize(mode={mode}) needs calibration data: pass --calibration PATH "
                           "(.npz, .npy, image folder, module:function, or random:N to only test that it runs)")
@@ -355,7 +352,7 @@ def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
                                                per_channel=options.per_channel,
                                                axes={k: v[3] for k, v in WEIGHTED.items()},
                                                skip=set(ctx.facts.get("clustered", {})))
-            stats["gptq"] = rec.stats()
+            stats["recovery"] = rec.stats()
             warnings.extend(rec.warnings("GPTQ rounding"))
         sub = {"weights_quantized": rw.constants()}
         rw.activations()

@@ -67,7 +67,8 @@ def quantize_weights(model: Model, ctx, options) -> PassResult:
     if options.mode == "float16":
         _float16(model, selector, options, stats, warnings)
     else:
-        _dynamic(model, selector, options, stats, warnings)
+        rounded = _gptq(model, ctx, options, stats, warnings) if options.weights == "gptq" else {}
+        _dynamic(model, selector, options, stats, warnings, rounded)
     remove_dead_producers(model)
     drop_fp16_metadata_if_unused(model)
     stats["versions"] = update_versions(model)
@@ -216,7 +217,22 @@ def _reusable_int8(root: Tensor, axis: int | None) -> bool:
     return q.scale.size == want and (axis is None or q.axis == axis)
 
 
-def _dynamic(model: Model, selector: Selector, options, stats: dict, warnings: list[str]) -> None:
+def _gptq(model: Model, ctx, options, stats: dict, warnings: list[str]) -> dict:
+    """GPTQ-rounded int8 weights of the hybrid conv / FC ops (tflopt.recovery), by id(op)."""
+    from tflopt.recovery import gptq_weights
+    min_elements = DYNAMIC_MIN_ELEMENTS if options.min_elements is None else options.min_elements
+    ops = [op for op in model.main.operators if op.name in HYBRID_WEIGHTS and HYBRID_WEIGHTS[op.name][1] is not None
+           and op.input(1) is not None and op.input(1).num_elements >= min_elements]
+    rounded, outcome = gptq_weights(model, ctx.calibration, ops, per_channel=options.per_channel,
+                                    axes={k: v[1] for k, v in HYBRID_WEIGHTS.items()},
+                                    skip=set(ctx.facts.get("clustered", {})), progress=ctx.progress)
+    stats["recovery"] = outcome.stats()
+    warnings.extend(outcome.warnings("GPTQ rounding"))
+    return rounded
+
+
+def _dynamic(model: Model, selector: Selector, options, stats: dict, warnings: list[str],
+             rounded: dict | None = None) -> None:
     min_elements = DYNAMIC_MIN_ELEMENTS if options.min_elements is None else options.min_elements
     counts = {"hybrid": 0, "weight_only": 0, "reused_int8": 0, "skipped_small": 0, "skipped_by_selection": 0}
     buffers = _FloatBuffers(model)
@@ -239,7 +255,7 @@ def _dynamic(model: Model, selector: Selector, options, stats: dict, warnings: l
                 else:
                     counts["skipped_small"] += 1
             if chosen:
-                _quantize_root(sg, root, chosen, options, counts, buffers)
+                _quantize_root(sg, root, chosen, options, counts, buffers, rounded or {})
         counts["float32_biases"] = counts.get("float32_biases", 0) + _float_operands_of_hybrids(sg, buffers)
     stats.update(counts)
     stats["quantized"] = counts["hybrid"] + counts["weight_only"]
@@ -278,7 +294,7 @@ def _recurrent_groups(uses, sg: Subgraph, min_elements: int) -> set[int]:
     return {k for k, n in biggest.items() if n >= min_elements}
 
 
-def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, buffers) -> None:
+def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, buffers, rounded: dict) -> None:
     groups: dict[tuple, list[tuple[Operator, int]]] = {}
     for op, pos, d in chosen:
         per_channel = options.per_channel if d.per_channel is None else d.per_channel
@@ -297,6 +313,9 @@ def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, bu
             if values is None:
                 values = float_values(root)
             data, scale = _int8_weight(values, axis, per_channel)
+            pre = rounded.get(id(uses[0][0])) if len(uses) == 1 and len(chosen) == 1 else None
+            if pre is not None and pre[2] == (axis if per_channel else None) and pre[1].size == scale.size:
+                data, scale = pre[0], np.asarray(pre[1], np.float32)   # GPTQ: same grid, other rounding
             q = sg.add_tensor(root.name, values.shape, TensorType.INT8, data=data,
                               quantization=(scale, np.zeros(scale.size, np.int64), axis or 0))
         if hybrid:

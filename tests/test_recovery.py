@@ -135,11 +135,40 @@ def test_gptq_int8_lowers_every_layer_error(digits, float_accuracy):
     model = io.load(CONVNET)
     ctx = PassContext(calibration=_calibration(model, digits))
     rec = run_pipeline(model, "quantize(mode=int8,weights=gptq)", ctx).passes[-1]
-    layers = rec.stats["gptq"]["layers"]
+    layers = rec.stats["recovery"]["layers"]
     assert len(layers) == 5
     for r in layers:
         assert r["error_recovered"] <= r["error_plain"]
     assert _accuracy(model, digits) >= float_accuracy - 0.01
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "int16x8"])
+def test_gptq_in_the_other_int8_weight_modes(digits, float_accuracy, mode):
+    plain = io.load(CONVNET)
+    ctx = PassContext(calibration=_calibration(plain, digits))
+    run_pipeline(plain, f"quantize(mode={mode})", ctx)
+    model = io.load(CONVNET)
+    rec = run_pipeline(model, f"quantize(mode={mode},weights=gptq)", PassContext(calibration=ctx.calibration)).passes[-1]
+    layers = rec.stats["recovery"]["layers"]
+    assert all(r["recovered"] for r in layers) and not rec.warnings
+    for r in layers:
+        assert r["error_recovered"] < r["error_plain"]
+    # The same int8 grids (scales) as round-to-nearest, other integers on them; dynamic
+    # leaves the three small (< 1024 weights) layers float, and GPTQ does not touch them either.
+    moved, int8 = 0, 0
+    for a, b in zip(find_weights(plain, min_elements=0), find_weights(model, min_elements=0)):
+        assert a.tensor.type_name == b.tensor.type_name
+        if a.tensor.type_name == "INT8":
+            int8 += 1
+            assert np.array_equal(a.tensor.quantization.scale, b.tensor.quantization.scale)
+            moved += int(np.sum(a.tensor.data != b.tensor.data))
+    assert len(layers) == int8 == (2 if mode == "dynamic" else 5) and moved > 0
+    assert _accuracy(model, digits) >= float_accuracy - 0.01
+
+
+def test_gptq_has_no_float16_grid():
+    with pytest.raises(Exception, match="float16 has none"):
+        run_pipeline(io.load(CONVNET), "quantize(mode=float16,weights=gptq)", PassContext())
 
 
 @pytest.mark.parametrize("pattern,extra", [("nm", "2:4"), ("block", "1x4")])
@@ -182,7 +211,6 @@ def test_no_calibration_is_an_error():
 
 
 def test_bias_correct_pass_recovers_part_of_plain_pruning(digits, float_accuracy):
-    import tflopt.passes.recover  # noqa: F401  (registers bias_correct until passes/__init__ imports it)
     model = io.load(CONVNET)
     ctx = PassContext(calibration=_calibration(model, digits))
     run_pipeline(model, "prune(sparsity=0.5,min_elements=0,sizes=false)", ctx)

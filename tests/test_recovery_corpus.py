@@ -1,7 +1,7 @@
 """Calibrated pruning on the mediapipe corpus (real): output SNR beats magnitude pruning.
 
-Calibration: 16 smooth random images (seed 0); evaluation: 4 different ones (seed 1). See
-benchmarks/bench_recovery.py, which prints the whole table with timings.
+Calibration: 16 real photos; evaluation: 4 views of two other photos (fixtures/fetch_photos.py).
+See benchmarks/bench_recovery.py, which prints the whole table with timings.
 """
 from __future__ import annotations
 
@@ -18,6 +18,6 @@ def _bench():
 
 
 def test_obs_pruning_beats_magnitude_pruning_on_output_snr(mediapipe_model):
-    row = _bench().compare(mediapipe_model, samples=16, evals=4, waves=8, sparsity=0.5)
+    row = _bench().compare(mediapipe_model, samples=16, waves=8, sparsity=0.5)
     assert row["layers"] > 0
     assert row["snr_obs"] > row["snr_plain"], row

@@ -44,7 +44,7 @@ def describe(model: Model, path: Path | None = None) -> dict:
         "description": model.description,
         "min_runtime_version": model.min_runtime_version,
         "metadata": model.metadata_names(),
-        "signatures": [{"key": (s.signatureKey.decode() if isinstance(s.signatureKey, bytes) else s.signatureKey),
+        "signatures": [{"key": _name(s.signatureKey),
                         "subgraph": s.subgraphIndex,
                         "inputs": [_name(tm.name) for tm in s.inputs or []],
                         "outputs": [_name(tm.name) for tm in s.outputs or []]} for s in model.signature_defs],
@@ -196,10 +196,24 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
                    f"{summary_line(rec.bytes_before, rec.bytes_after)}")
         for w in rec.warnings:
             click.echo(f"  warning: {w}")
+        _echo_recovery(rec.stats.get("recovery"))
     for key in ("raw_bytes", "gzip_bytes", "zstd_bytes"):
         if key in out["size"]["after"]:
             click.echo(f"{key[:-6]:>5}: {summary_line(out['size']['before'][key], out['size']['after'][key])}")
     click.echo(f"wrote {output}")
+
+
+def _echo_recovery(rec: dict | None) -> None:
+    """The calibrated methods' per-layer figures: relative output error plain -> recovered."""
+    if not rec or not rec.get("layers_recovered"):
+        return
+    click.echo(f"  recovery: {rec['layers_recovered']} layers ({rec['layers_fallback']} plain), mean relative "
+               f"output error {rec['mean_error_plain']:.4g} -> {rec['mean_error_recovered']:.4g}, "
+               f"{rec['recovery_seconds']:.1f} s")
+    for r in rec["layers"]:
+        if r.get("recovered"):
+            plain = "-" if r["error_plain"] is None else f"{r['error_plain']:.4g}"
+            click.echo(f"    {plain:>10} -> {r['error_recovered']:<10.4g} {r['seconds']:7.3f} s  {r['name']}")
 
 
 def _type_name(hint) -> str:
