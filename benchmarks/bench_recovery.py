@@ -9,6 +9,7 @@ output SNR (dB) of the pruned model against the float model on the evaluation ph
 every output the stock interpreter can compute (custom ops it cannot run are cut).
 
     python benchmarks/bench_recovery.py [--samples 16] [--waves 8] [NAME ...]
+    python benchmarks/bench_recovery.py --digits   # top-1 of the digits fixtures instead
 """
 from __future__ import annotations
 
@@ -81,13 +82,57 @@ def corpus() -> list[Path]:
     return [Path(p) for p in _fixture("fetch_mediapipe").mediapipe_models()]
 
 
+DIGITS_PIPELINES = {
+    "prune 50%": ("prune(sparsity=0.5,min_elements=0,sizes=false)",
+                  "prune(sparsity=0.5,min_elements=0,sizes=false,method=obs)"),
+    "prune 50% + cluster 16 + int8": (
+        "prune(sparsity=0.5,min_elements=0,sizes=false),cluster(clusters=16,min_elements=0,sizes=false),"
+        "quantize(mode=int8)",
+        "prune(sparsity=0.5,min_elements=0,sizes=false,method=obs),"
+        "cluster(clusters=16,min_elements=0,sizes=false,method=obs),quantize(mode=int8,weights=gptq)"),
+    "int8": ("quantize(mode=int8)", "quantize(mode=int8,weights=gptq)"),
+}
+
+
+def digits_table() -> None:
+    """Top-1 on the digits test split (360 images) of the fixtures trained on digits, plain
+    vs recovered, calibrated on the disjoint 64-image calibration split."""
+    from tflopt import io, runtime
+    from tflopt.calibration import from_iterable
+    from tflopt.pipeline import PassContext, run_pipeline
+    d = np.load(ROOT / "fixtures" / "data" / "digits.npz")
+    views = {"convnet": lambda x: x, "mlp": lambda x: x[:, ::2, ::2, 0].reshape(-1, 64)}
+
+    def accuracy(model, x, y):
+        interp = runtime.interpreter(model, xnnpack=False)
+        return float(np.mean([runtime.invoke(interp, [s[None]])[0].argmax() for s in x] == y))
+
+    print(f"{'model':8s} {'pipeline':32s} {'float':>6s} {'plain':>6s} {'recovered':>9s} {'seconds':>8s}")
+    for name, view in views.items():
+        path = ROOT / "fixtures" / "models" / f"{name}_fp32.tflite"
+        x_test, x_cal = view(d["x_test"]), view(d["x_calib"])
+        base = accuracy(io.load(path), x_test, d["y_test"])
+        for label, (plain_spec, rec_spec) in DIGITS_PIPELINES.items():
+            got = []
+            for spec in (plain_spec, rec_spec):
+                m = io.load(path)
+                t0 = time.perf_counter()
+                run_pipeline(m, spec, PassContext(calibration=from_iterable(list(x_cal[:, None]), m)), measure=False)
+                got.append((accuracy(m, x_test, d["y_test"]), time.perf_counter() - t0))
+            print(f"{name:8s} {label:32s} {base:6.3f} {got[0][0]:6.3f} {got[1][0]:9.3f} {got[1][1]:8.1f}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--waves", type=int, default=8)
     ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--digits", action="store_true", help="top-1 table of the digits fixtures instead")
     a = ap.parse_args(argv)
+    if a.digits:
+        digits_table()
+        return 0
     paths = [p for p in corpus() if not a.names or any(n in p.name for n in a.names)]
     print(f"{'model':42s} {'plain dB':>9s} {'obs dB':>8s} {'layers':>7s} {'fallback':>8s} {'seconds':>8s}")
     total = time.perf_counter()
