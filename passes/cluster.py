@@ -107,7 +107,7 @@ class Cluster(Pass):
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
         pruned = ctx.facts.setdefault("pruned_masks", {})
         clustered = ctx.facts.setdefault("clustered", {})
-        rows_out, changed, recovery = [], False, []
+        rows_out, plans, changed = [], [], False
         for i, slot in enumerate(s for s in slots if not s.skip):
             axis = slot.axis if o.per_channel else None
             if o.per_channel and slot.axis is None:
@@ -131,31 +131,35 @@ class Cluster(Pass):
                               pin_zero=bool(preserve), max_iter=o.max_iter)
             new = _unrows(res.values(), slot.shape, axis)
             new[zero] = 0.0
-            if o.method == "obs":
-                from tflopt.recovery import obs_cluster_one
-                values, rec_row, rec_warning = obs_cluster_one(model, ctx.calibration, slot, res, axis, zero,
-                                                               preserve, new.copy())
-                recovery.append(rec_row)
-                warnings.extend([rec_warning] if rec_warning else [])
-                if values is not None:
-                    new = values.copy()
-                    new[zero] = 0.0
+            rows_out.append({})   # filled below, so the rows keep the slots' order
+            plans.append({"slot": slot, "kmeans": res, "axis": axis, "zero": zero, "preserve": bool(preserve),
+                          "plain": new, "floats": floats, "before": before, "row": rows_out[-1]})
+        recovery = None
+        if o.method == "obs" and plans:
+            from tflopt.recovery import obs_cluster_slots
+            out = obs_cluster_slots(model, ctx.calibration, [p["slot"] for p in plans],
+                                    {p["slot"].key: p for p in plans}, ctx.recovery, progress=ctx.progress)
+            warnings += out.warnings("calibrated clustering")
+            recovery = out.stats()
+        for p in plans:
+            slot, axis, zero = p["slot"], p["axis"], p["zero"]
+            new = p["plain"] if recovery is None else out.values.get(slot.key, p["plain"]).copy()
+            new[zero] = 0.0
             slot.write(to_storage(slot, new))
             changed = True
             after_floats = slot.floats()
             clustered[slot.key] = {"clusters": o.clusters, "per_channel": axis is not None, "axis": axis}
-            if preserve:
+            if p["preserve"]:
                 pruned[slot.key] = slot.zero_mask()
             after = slot.figures(o.sizes)
-            rows_out.append({"clustered": True, "per_channel": axis is not None, "preserve_sparsity": bool(preserve),
-                             "iterations": int(res.iterations),
-                             "mse": float(np.mean((after_floats.astype(np.float64) - floats) ** 2)),
+            p["row"].update({"clustered": True, "per_channel": axis is not None, "preserve_sparsity": p["preserve"],
+                             "iterations": int(p["kmeans"].iterations),
+                             "mse": float(np.mean((after_floats.astype(np.float64) - p["floats"]) ** 2)),
                              "distinct_clustered": _max_distinct(_rows(slot.stored, count_axis(slot, axis))),
-                             **size_stats(before, after)})
+                             **size_stats(p["before"], after)})
         stats = {"clusters": o.clusters, "per_channel": o.per_channel, "init": o.init,
                  "clustered_tensors": sum(r["clustered"] for r in rows_out), "tensors": rows_out}
-        if o.method == "obs":
-            from tflopt.recovery.report import summary
-            stats["recovery"] = {**summary(recovery), "layers": recovery}
+        if recovery is not None:
+            stats["recovery"] = recovery
         stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)

@@ -288,7 +288,7 @@ class Prune(Pass):
         if o.method == "obs":
             from tflopt.recovery import obs_prune_slots
             from .cluster import to_storage
-            out = obs_prune_slots(model, ctx.calibration, slots, masks, o, progress=ctx.progress)
+            out = obs_prune_slots(model, ctx.calibration, slots, masks, o, ctx.recovery, progress=ctx.progress)
             warnings += out.warnings("calibrated pruning")
             masks = [out.extra[s.key]["mask"] | s.zero_mask() if s.key in out.values else m for s, m in zip(slots, masks)]
             recovered = {s.key: to_storage(s, out.values[s.key]) for s in slots if s.key in out.values}

@@ -34,6 +34,8 @@ class PassContext:
     progress: Callable[[str], None] | None = None
     # What earlier passes established, for later passes to preserve (e.g. pruned masks).
     facts: dict[str, Any] = field(default_factory=dict)
+    # Settings of the calibrated methods (a tflopt.recovery.RecoveryConfig); None: defaults.
+    recovery: Any = None
 
 
 @dataclass

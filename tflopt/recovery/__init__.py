@@ -52,40 +52,22 @@ def obs_prune_slots(model, calibration, slots, plain_masks, options, config: Rec
 
 def prune_obs(model, calibration, *, config: RecoveryConfig | None = None, facts: dict | None = None,
               **prune_options):
-    """Prune ``model`` in place like ``prune(...)`` but calibrated; returns a PassResult."""
-    from tflopt.passes.prune import DEFAULT_OPS, Prune, weight_slots
-    from tflopt.pipeline import PassResult
-    p = Prune(**prune_options)
-    o = p.options
-    slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
-                         min_elements=o.min_elements)
-    warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
-    slots = [s for s in slots if not s.skip]
-    masks = p._masks(slots)
-    out = obs_prune_slots(model, calibration, slots, masks, o, config)
-    warnings += out.warnings("calibrated pruning")
-    changed = False
-    for slot, mask in zip(slots, masks):
-        values = out.values.get(slot.key)
-        if values is not None:
-            from tflopt.passes.cluster import to_storage
-            mask = out.extra[slot.key]["mask"]
-            stored = to_storage(slot, values)
-        else:
-            stored = slot.stored
-        mask = mask | slot.zero_mask()
-        slot.write(np.where(mask, slot.zero_stored(), stored))
-        if facts is not None:
-            facts.setdefault("pruned_masks", {})[slot.key] = mask
-        changed = True
-    return PassResult(changed, {"recovery": out.stats()}, warnings)
+    """Prune ``model`` in place like ``prune(..., method=obs)``; returns the PassResult."""
+    from tflopt.passes.prune import Prune
+    return Prune(**prune_options, method="obs").run(model, _context(calibration, config, facts))
+
+
+def _context(calibration, config, facts):
+    from tflopt.pipeline import PassContext
+    return PassContext(calibration=calibration, recovery=config, facts={} if facts is None else facts)
 
 
 # -- clustering ---------------------------------------------------------------------------------
 def obs_cluster_slots(model, calibration, slots, plans: dict, config: RecoveryConfig | None = None,
                       progress=None) -> Outcome:
     """Calibrated clustering. ``plans[key]`` = dict(kmeans=KMeansResult, axis=None|int,
-    zero=bool mask (kept zero), preserve=bool): the plain k-means the cluster pass made."""
+    zero=bool mask (kept zero), preserve=bool, plain=values): the plain k-means the cluster
+    pass made."""
     from tflopt.passes.cluster import to_storage
     from .obc_cluster import cluster_layer
     config = _config(config)
@@ -108,50 +90,11 @@ def obs_cluster_slots(model, calibration, slots, plans: dict, config: RecoveryCo
                progress=progress)
 
 
-def cluster_obs(model, calibration, *, config: RecoveryConfig | None = None, seed: int = 0, facts: dict | None = None,
+def cluster_obs(model, calibration, *, config: RecoveryConfig | None = None, facts: dict | None = None,
                 **cluster_options):
-    """Cluster ``model`` in place like ``cluster(...)`` but calibrated; returns a PassResult."""
-    from tflopt.kmeans import kmeans_rows
-    from tflopt.passes.cluster import Cluster, _rows, _unrows, to_storage
-    from tflopt.passes.prune import DEFAULT_OPS, weight_slots
-    from tflopt.pipeline import PassResult
-    c = Cluster(**cluster_options)
-    o = c.options
-    facts = {} if facts is None else facts
-    pruned = facts.setdefault("pruned_masks", {})
-    slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
-                         min_elements=o.min_elements)
-    warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
-    slots = [s for s in slots if not s.skip]
-    plans = {}
-    for i, slot in enumerate(slots):
-        axis = slot.axis if o.per_channel else None
-        preserve = o.preserve_sparsity
-        if preserve is None:
-            preserve = slot.key in pruned or slot.tensor.sparsity is not None
-        floats = slot.floats()
-        zero = slot.zero_mask() if preserve else np.zeros(slot.shape, bool)
-        if preserve and slot.key in pruned:
-            zero |= pruned[slot.key]
-        res = kmeans_rows(_rows(floats, axis), o.clusters, init=o.init, seed=(seed, i),
-                          weights=None if not preserve else (~_rows(zero, axis)).astype(np.float64),
-                          pin_zero=bool(preserve), max_iter=o.max_iter)
-        plain = _unrows(res.values(), slot.shape, axis)
-        plain[zero] = 0.0
-        plans[slot.key] = {"kmeans": res, "axis": axis, "zero": zero, "preserve": bool(preserve), "plain": plain}
-    out = obs_cluster_slots(model, calibration, slots, plans, config)
-    warnings += out.warnings("calibrated clustering")
-    clustered = facts.setdefault("clustered", {})
-    for slot in slots:
-        plan = plans[slot.key]
-        new = out.values.get(slot.key, plan["plain"]).copy()
-        new[plan["zero"]] = 0.0
-        slot.write(to_storage(slot, new))
-        clustered[slot.key] = {"clusters": o.clusters, "per_channel": plan["axis"] is not None, "axis": plan["axis"]}
-        if plan["preserve"]:
-            pruned[slot.key] = slot.zero_mask()
-    return PassResult(bool(slots), {"clusters": o.clusters, "clustered_tensors": len(slots),
-                                    "recovery": out.stats()}, warnings)
+    """Cluster ``model`` in place like ``cluster(..., method=obs)``; returns the PassResult."""
+    from tflopt.passes.cluster import Cluster
+    return Cluster(**cluster_options, method="obs").run(model, _context(calibration, config, facts))
 
 
 # -- GPTQ ---------------------------------------------------------------------------------------
@@ -205,14 +148,3 @@ def gptq_weights(model, calibration, ops, *, per_channel: bool = True, axes: dic
             q = np.clip(np.rint(out.values[s.key] / scale.reshape(shape)), -127, 127).astype(np.int8)
             result[id(s.ref.op)] = (q, scale, axis)
     return result, out
-
-
-def obs_cluster_one(model, calibration, slot, kmeans, axis, zero, preserve: bool, plain: np.ndarray,
-                    config: RecoveryConfig | None = None) -> tuple[np.ndarray | None, dict, str | None]:
-    """Calibrated clustering of one slot of the ``cluster`` pass, with the model as clustered
-    so far: (new float values or None for the plain ones, per-layer row, warning or None)."""
-    plans = {slot.key: {"kmeans": kmeans, "axis": axis, "zero": zero, "preserve": bool(preserve), "plain": plain}}
-    out = obs_cluster_slots(model, calibration, [slot], plans, config)
-    row = out.rows[0] if out.rows else {"name": slot.name, "recovered": False}
-    warning = (out.warnings("calibrated clustering") or [None])[0]
-    return out.values.get(slot.key), row, warning
