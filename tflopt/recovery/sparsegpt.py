@@ -119,7 +119,7 @@ def prune_layer(W: np.ndarray, H: np.ndarray, *, pattern: str, target: int, forc
 
 
 # Exact OBC (one weight at a time, H^-1 updated after each) where it is affordable.
-OBC_FLOPS = 1.5e9    # rows * cols^3 (memory-bound updates of every row's H^-1, one per step)
+OBC_FLOPS = 2e8    # rows * cols^3 (memory-bound updates of every row's H^-1, one per step)
 OBC_MEMORY = 1e7     # rows * cols^2
 
 
