@@ -163,3 +163,32 @@ def test_macs_of_conv():
 def test_deterministic_json():
     m = tflopt.load(MODELS / "gru_int8.tflite", verify=False)
     assert audit(m).as_dict() == audit(m).as_dict()
+
+
+@pytest.mark.parametrize("name", ["convnet", "mlp", "attention", "gru", "lstm", "loop", "multisig"])
+def test_gpu_takes_float16_weights_behind_dequantize_as_constants(name):
+    # The GPU delegate checks each op with DEQUANTIZE-of-fp16-constant outputs remapped to the
+    # fp16 constants, so the converter's float16 variant needs no extra runtime inputs.
+    fp16 = audit(tflopt.load(MODELS / f"{name}_fp16.tflite", verify=False), ["gpu"]).targets["gpu"]
+    fp32 = audit(tflopt.load(MODELS / f"{name}_fp32.tflite", verify=False), ["gpu"]).targets["gpu"]
+    assert not any(r.rule == "gpu.conv.runtime" for o in fp16.ops for r in o.reasons)
+    unsupported = lambda tr: sorted(o.op for o in tr.ops if not o.supported)
+    assert unsupported(fp16) == unsupported(fp32)
+    if name in ("convnet", "mlp"):
+        assert fp16.summary["accelerated_ops"] == fp16.summary["ops"]
+        assert fp16.summary["accelerated_macs_share"] == 100.0
+
+
+def test_gpu_counts_int8_weights_behind_dequantize_as_runtime_inputs():
+    # Only float16 DEQUANTIZEs are remapped: the same graph with int8 weights and bias behind
+    # the DEQUANTIZEs gives the convolution three runtime inputs.
+    m = tflopt.load(MODELS / "convnet_fp16.tflite", verify=False)
+    sg = m.main
+    conv = next(op for op in sg.operators if op.name == "CONV_2D")
+    for k in (1, 2):  # weights and bias
+        w = sg.tensors[sg.producer(conv.inputs[k]).inputs[0]]
+        w.set_data(np.ones(w.shape, np.int8), TensorType.INT8)
+        w.set_quantization([0.01], [0])
+    tr = audit(m, ["gpu"]).targets["gpu"]
+    verdict = tr.ops[sg.operators.index(conv)]
+    assert not verdict.supported and {r.rule for r in verdict.reasons} == {"gpu.conv.runtime"}

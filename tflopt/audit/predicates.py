@@ -54,7 +54,11 @@ class OpView:
     def tensor(self, index: int):
         return self.sg.tensors[index]
 
-    def is_const(self, t: int, folded: bool = False) -> bool:
+    def is_const(self, t: int, folded: bool | str = False) -> bool:
+        """``folded=True``: outputs of DEQUANTIZE / DENSIFY of constants count as constant
+        (XNNPACK unpacks them). ``folded="float16"``: only a DEQUANTIZE of a constant float16
+        tensor does (the GPU delegate's partition helper points its consumers at the fp16
+        constant before checking them)."""
         tensor = self.sg.tensors[t]
         if tensor.is_constant:
             return True
@@ -63,6 +67,9 @@ class OpView:
         p = self._producers.get(t)
         if p is None or p.name not in _FOLDING_OPS or not p.inputs or p.inputs[0] < 0:
             return False
+        if folded == "float16":
+            src = self.sg.tensors[p.inputs[0]]
+            return p.name == "DEQUANTIZE" and src.is_constant and src.type_name == "FLOAT16"
         return self.is_const(p.inputs[0], folded=True)
 
     def select(self, which: str, folded: bool = False) -> list[tuple[str, int]]:

@@ -23,6 +23,11 @@ SUPPORTED = UNARY + BINARY + REDUCE + ONE_RUNTIME + (
     "CUSTOM:MaxUnpooling2D", "CUSTOM:Resampler",
 )
 POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D")
+# The delegate's partition helper (FP16GraphPartitionHelper / GraphWithDequantPartitionHelper,
+# delegates/utils.cc and gpu/common/model_builder_helper.cc) checks each op with the outputs of
+# DEQUANTIZE-of-constant-float16 ops remapped to the fp16 constants: the converter's float16
+# weights count as constant operands, not runtime inputs.
+FP16 = "float16"
 LSTM_FULL = ("option", {"field": "kernelType", "cmp": "eq", "value": 0})  # LSTMKernelType.FULL
 LSTM_BASIC = ("option", {"field": "kernelType", "cmp": "eq", "value": 1})  # LSTMKernelType.BASIC
 
@@ -45,7 +50,7 @@ RULES = (
     r("static_shape", "static_shape", "dynamic tensors are not supported (unverified in code)", which="all",
       source="delegates.md §3.1.6 (unverified)"),
     r("add.arity", "count", "exactly 2 inputs", ("ADD", "ADD_N"), which="inputs", min=2, max=2),
-    r("pool.arity", "count", "1 runtime input", POOLS, which="runtime_inputs", min=1, max=1),
+    r("pool.arity", "count", "1 runtime input", POOLS, which="runtime_inputs", min=1, max=1, folded=FP16),
     r("pool.kernel", "option", "kernel size must be positive", POOLS, field="filterWidth", cmp="gt", value=0),
     r("pool.kernel_h", "option", "kernel size must be positive", POOLS, field="filterHeight", cmp="gt", value=0),
     r("pool.stride", "option", "strides must be positive", POOLS, field="strideW", cmp="gt", value=0),
@@ -58,7 +63,7 @@ RULES = (
       allowed=[("BOOL", "FLOAT32"), ("BOOL", "FLOAT16"), ("FLOAT32", "BOOL"), ("FLOAT16", "BOOL"),
                ("FLOAT32", "FLOAT32"), ("FLOAT32", "INT32"), ("INT32", "FLOAT32"), ("INT32", "INT32")]),
     r("conv.runtime", "count", "at most 2 runtime inputs", ("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"),
-      which="runtime_inputs", max=2),
+      which="runtime_inputs", max=2, folded=FP16),
     r("conv.stride", "option", "stride must be positive", ("CONV_2D", "TRANSPOSE_CONV"), field="strideW", cmp="gt", value=0),
     r("conv.stride_h", "option", "stride must be positive", ("CONV_2D", "TRANSPOSE_CONV"), field="strideH", cmp="gt",
       value=0),
@@ -85,7 +90,7 @@ RULES = (
     r("block", "option", "block_size must be > 1", ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"),
       field="blockSize", cmp="gt", value=1),
     r("one_runtime", "count", "exactly 1 runtime input", ONE_RUNTIME + ("HARD_SWISH",) + REDUCE + UNARY,
-      which="runtime_inputs", min=1, max=1),
+      which="runtime_inputs", min=1, max=1, folded=FP16),
     r("dequantize.int16", "types", "DEQUANTIZE of int16 is rejected", ("DEQUANTIZE",), which="in:0",
       allowed=("INT8", "UINT8", "FLOAT16")),
     r("fc.format", "option", "default weights format only", ("FULLY_CONNECTED",), field="weightsFormat",
@@ -105,7 +110,7 @@ RULES = (
     r("lstm.basic.arity", "arity", "LSTM basic kernel: 5 inputs and 4 outputs", ("LSTM",), when=LSTM_BASIC,
       inputs=(5, 5), outputs=(4, 4)),
     r("lstm.basic.runtime", "count", "LSTM basic kernel: 3 runtime inputs", ("LSTM",), when=LSTM_BASIC,
-      which="runtime_inputs", min=3, max=3),
+      which="runtime_inputs", min=3, max=3, folded=FP16),
     r("lstm.basic.act", "option", "LSTM basic kernel: activation must be tanh", ("LSTM",), when=LSTM_BASIC,
       field="fusedActivationFunction", cmp="eq", value="TANH", enum="activation"),
     r("lstm.basic.cell_clip", "option", "LSTM basic kernel: cell_clip must be 0", ("LSTM",), when=LSTM_BASIC,
@@ -145,9 +150,9 @@ RULES = (
       field="ellipsisMask", cmp="eq", value=0),
     r("strided_slice.new_axis", "option", "new_axis_mask must be 0", ("STRIDED_SLICE",),
       field="newAxisMask", cmp="eq", value=0),
-    r("unary.const", "count", "no constant input", UNARY, which="const_inputs", max=0),
+    r("unary.const", "count", "no constant input", UNARY, which="const_inputs", max=0, folded=FP16),
     r("binary.arity", "count", "2 runtime inputs, or 1 runtime + 1 constant", BINARY, which="runtime_inputs",
-      min=1, max=2),
+      min=1, max=2, folded=FP16),
 )
 
 TARGET = Target(
