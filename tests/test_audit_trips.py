@@ -13,7 +13,7 @@ import pytest
 from test_audit_rules import one_op
 from tflopt.audit import audit
 from tflopt.audit.rules import get_target
-from tflopt.schema import fb
+from tflopt.schema import TensorType, fb
 
 F, I8, U8, I32 = "FLOAT32", "INT8", "UINT8", "INT32"
 Q = (0.05, 0)
@@ -28,7 +28,8 @@ OPTIONS = {
     "LSTM": "LSTMOptions", "RESIZE_BILINEAR": "ResizeBilinearOptions", "RESHAPE": "ReshapeOptions",
     "SPACE_TO_DEPTH": "SpaceToDepthOptions", "STRIDED_SLICE": "StridedSliceOptions",
     "TRANSPOSE_CONV": "TransposeConvOptions", "PACK": "PackOptions", "ONE_HOT": "OneHotOptions",
-    "MIRROR_PAD": "MirrorPadOptions", "CUMSUM": "CumsumOptions",
+    "MIRROR_PAD": "MirrorPadOptions", "CUMSUM": "CumsumOptions", "SQUEEZE": "SqueezeOptions",
+    "GATHER": "GatherOptions",
 }
 
 
@@ -81,9 +82,10 @@ def dwconv(ty=I8, x=(1, 8, 8, 4), out=(1, 8, 8, 4), w=(1, 3, 3, 4), bias=4, mult
               [act(out, ty)], **opts)
 
 
-def tconv(ty=I8, n_inputs=3, shape_ty=I32, bias_ty=None, version=1, **o):
+def tconv(ty=I8, n_inputs=3, shape_ty=I32, bias_ty=None, version=1, w_const=True, **o):
     """n_inputs: 3 (output_shape, filter, input), 4 (+ bias) or 2 (no output_shape)."""
-    ins = [const([1, 8, 8, 4], shape_ty), const(np.ones((4, 3, 3, 2)), ty), act((1, 8, 8, 2), ty)]
+    w = const(np.ones((4, 3, 3, 2)), ty) if w_const else act((4, 3, 3, 2), ty)
+    ins = [const([1, 8, 8, 4], shape_ty), w, act((1, 8, 8, 2), ty)]
     if n_inputs == 4:
         ins.append(const(np.zeros(4), bias_ty or (I32 if ty in (I8, U8) else F)))
     elif n_inputs == 2:
@@ -172,18 +174,69 @@ def split(ty=I8, axis_ty=I32, axis_const=True):
     return op("SPLIT", [ax, act((1, 8, 8, 2), ty)], [act((1, 8, 8, 1), ty)] * 2)
 
 
-def one_hot(idx_ty=I32, axis=-1, on_const=True, on_ty=F, on_shape=()):
+def one_hot(idx_ty=I32, axis=-1, on_const=True, on_ty=F, on_shape=(), idx_shape=(4,)):
     on = const(np.ones(on_shape), on_ty) if on_const else act(on_shape, on_ty)
-    return op("ONE_HOT", [act((4,), idx_ty), const(np.array(5), I32), on, const(np.zeros(()), F)],
-              [act((4, 5), F)], axis=axis)
+    return op("ONE_HOT", [act(idx_shape, idx_ty), const(np.array(5), I32), on, const(np.zeros(()), F)],
+              [act(tuple(idx_shape) + (5,), F)], axis=axis)
 
 
-def gather(data_ty=F, idx_ty=I32, idx_shape=(2,)):
-    return op("GATHER", [act((4, 3), data_ty), act(idx_shape, idx_ty)], [act(tuple(idx_shape) + (3,), data_ty)])
+def gather(data_ty=F, idx_ty=I32, idx_shape=(2,), consts=False):
+    """consts: data and indices both constant (no runtime operand)."""
+    if consts:
+        ins = [const(np.ones((4, 3)), data_ty), const(np.zeros(idx_shape), idx_ty)]
+    else:
+        ins = [act((4, 3), data_ty), act(idx_shape, idx_ty)]
+    return op("GATHER", ins, [act(tuple(idx_shape) + (3,), data_ty)])
 
 
-def select(cond_ty="BOOL", ty=F):
-    return op("SELECT_V2", [act((1, 4), cond_ty), act((1, 4), ty), act((1, 4), ty)], [act((1, 4), ty)])
+def select(cond_ty="BOOL", ty=F, name="SELECT_V2", out=(1, 4), if_=None, else_=None):
+    """if_/else_: an operand spec (default: a runtime tensor of the output's shape)."""
+    if_ = if_ or act(out, ty)
+    else_ = else_ or act(out, ty)
+    return op(name, [act(out, cond_ty), if_, else_], [act(out, ty)])
+
+
+def custom(code, ins, outs):
+    m = op("CUSTOM", ins, outs)
+    m.main.operators[0].opcode.customCode = code
+    return m
+
+
+def more_outputs(m, n=1):
+    """The op at index 0 gets ``n`` more outputs like its first."""
+    sg = m.main
+    o = sg.operators[0]
+    first = sg.tensors[o.outputs[0]]
+    for k in range(n):
+        t = sg.add_tensor(f"extra{k}", first.shape, getattr(TensorType, first.type_name))
+        o.outputs.append(t.index)
+        sg.raw.outputs.append(t.index)
+    return m
+
+
+def chain(names, ty=I8, shape=(1, 8)):
+    """A straight line of one-input ops, each reading the one before."""
+    m = op(names[0], [act(shape, ty)], [act(shape, ty)])
+    sg = m.main
+    prev = sg.operators[0].outputs[0]
+    for k, name in enumerate(names[1:], 1):
+        t = sg.add_tensor(f"c{k}", list(shape), getattr(TensorType, ty), quantization=Q if ty in (I8, U8) else None)
+        sg.insert_operator(k, name, [prev], [t.index])
+        prev = t.index
+    sg.raw.outputs = [prev]
+    return m
+
+
+def runs(*sizes, op_name="TANH", between="LEAKY_RELU", ty=I8):
+    """Runs of ``op_name`` of the given lengths, each separated by one ``between`` op."""
+    names = []
+    for i, n in enumerate(sizes):
+        names += ([between] if i else []) + [op_name] * n
+    return chain(names, ty)
+
+
+def squeeze(x, out, dims):
+    return op("SQUEEZE", [act(x, I8)], [act(out, I8)], squeezeDims=list(dims))
 
 
 def cumsum(ty=F, axis_const=True, axis_ty=I32):
@@ -217,6 +270,7 @@ CASES = {
     "edgetpu.weights.dtype": lambda bad: conv(w_ty=F if bad else I8),
     "edgetpu.static_shape": lambda bad: unary("RELU", sig=[-1, 8, 8, 2] if bad else None),
     "edgetpu.const_params": lambda bad: conv(w_const=not bad),
+    "edgetpu.tconv.const_params": lambda bad: tconv(w_const=not bad),
     "edgetpu.rank": lambda bad: unary("RELU", shape=(2, 8, 8, 2) if bad else (1, 8, 8, 2)),
     "edgetpu.version": lambda bad: tconv(version=3 if bad else 2),
     "edgetpu.pool.act": lambda bad: pool(fusedActivationFunction=ACT.RELU if bad else ACT.NONE),
@@ -230,6 +284,8 @@ CASES = {
                                            [act((4 if bad else 1, 10), I8, (1 / 256, -128))], beta=1.0),
     "edgetpu.softmax.size": lambda bad: op("SOFTMAX", [act((1, 16001 if bad else 16000), I8)],
                                            [act((1, 16001 if bad else 16000), I8, (1 / 256, -128))], beta=1.0),
+    "edgetpu.squeeze.leading": lambda bad: squeeze((5, 1, 10), (5, 10), [1]) if bad else
+    squeeze((1, 5, 10), (5, 10), [0]),
     "edgetpu.strided_slice.strides": lambda bad: strided_slice(strides=(1, 2 if bad else 1, 1, 1)),
     "edgetpu.strided_slice.ellipsis": lambda bad: strided_slice(ellipsisMask=int(bad)),
     "edgetpu.strided_slice.new_axis": lambda bad: strided_slice(newAxisMask=int(bad)),
@@ -296,6 +352,8 @@ CASES = {
     op("ADD", [act((1, 8, 8, 2), I8, ([0.1, 0.2], [0, 0], 3)), act((1, 8, 8, 2), I8)], [act((1, 8, 8, 2), I8)]),
     "gpu.rank": lambda bad: unary("ABS", F, shape=(1, 1, 1, 8, 8, 2) if bad else (1, 1, 8, 8, 2)),
     "gpu.static_shape": lambda bad: unary("ABS", F, sig=[-1, 8, 8, 2] if bad else None),
+    "gpu.version": lambda bad: binary("MUL", F, version=4 if bad else 3),
+    "gpu.outputs": lambda bad: more_outputs(pool(ty=F)) if bad else pool(ty=F),
     "gpu.add.arity": lambda bad: binary("ADD", F, n_inputs=3 if bad else 2),
     "gpu.pool.arity": lambda bad: pool(ty=F, extra_inputs=int(bad)),
     "gpu.pool.kernel": lambda bad: pool(ty=F, filterWidth=0 if bad else 2),
@@ -327,6 +385,7 @@ CASES = {
     "gpu.block": lambda bad: op("SPACE_TO_DEPTH", [act((1, 8, 8, 2))],
                                 [act((1, 8, 8, 2) if bad else (1, 4, 4, 8))], blockSize=1 if bad else 2),
     "gpu.one_runtime": lambda bad: unary("ABS", F, n_inputs=2 if bad else 1),
+    "gpu.dequantize.arity": lambda bad: op("DEQUANTIZE", [act((1, 8), I8, Q)] * (2 if bad else 1), [act((1, 8))]),
     "gpu.dequantize.int16": lambda bad: op("DEQUANTIZE", [act((1, 8), "INT16" if bad else I8, Q)], [act((1, 8))]),
     "gpu.fc.format": lambda bad: fc(F, weightsFormat=int(bad)),
     "gpu.fc.input": lambda bad: fc(F, x_const=bad),
@@ -334,6 +393,7 @@ CASES = {
     "gpu.gather.data": lambda bad: gather(I32 if bad else F),
     "gpu.gather.indices": lambda bad: gather(idx_ty="INT64" if bad else I32),
     "gpu.gather.indices_rank": lambda bad: gather(idx_shape=(1, 2) if bad else (2,)),
+    "gpu.gather.operands": lambda bad: gather(consts=bad),
     "gpu.lstm.full.arity": lambda bad: lstm(19 if bad else 24, 1, FULL),
     "gpu.lstm.full.act": lambda bad: lstm(20, 1, FULL, fusedActivationFunction=ACT.RELU if bad else ACT.TANH),
     "gpu.lstm.basic.arity": lambda bad: lstm(n_outputs=3 if bad else 4),
@@ -351,6 +411,7 @@ CASES = {
     "gpu.one_hot.values": lambda bad: one_hot(on_const=not bad),
     "gpu.one_hot.values_type": lambda bad: one_hot(on_ty=I32 if bad else F),
     "gpu.one_hot.values_scalar": lambda bad: one_hot(on_shape=(1,) if bad else ()),
+    "gpu.one_hot.shape": lambda bad: one_hot(idx_shape=(2, 4) if bad else (1, 4)),
     "gpu.pad.paddings": lambda bad: pad(ty=F, x=(1, 8, 8, 2, 1) if bad else (1, 8, 8, 2),
                                         paddings=((0, 0), (1, 1), (1, 1), (0, 0)) + (((0, 0),) if bad else ())),
     "gpu.pad.paddings_cols": lambda bad: pad(ty=F, paddings=np.zeros((4, 3 if bad else 2), int)),
@@ -359,6 +420,7 @@ CASES = {
     "gpu.resize.corners": lambda bad: resize(F, alignCorners=True, halfPixelCenters=bad),
     "gpu.select.cond": lambda bad: select(cond_ty=I32 if bad else "BOOL"),
     "gpu.select.values": lambda bad: select(ty=I32 if bad else F),
+    "gpu.select.shape": lambda bad: select(else_=act((4,)) if bad else const(np.zeros(()), F)),
     "gpu.slice.arity": lambda bad: slice_(F, n_inputs=2 if bad else 3),
     "gpu.slice.rank": lambda bad: slice_(F, x=(8, 8) if bad else (1, 8, 8, 2)),
     "gpu.softmax.beta": lambda bad: op("SOFTMAX", [act((1, 10))], [act((1, 10))], beta=2.0 if bad else 1.0),
@@ -366,6 +428,17 @@ CASES = {
     "gpu.strided_slice.masks": lambda bad: strided_slice(F, shrinkAxisMask=int(bad)),
     "gpu.strided_slice.ellipsis": lambda bad: strided_slice(F, ellipsisMask=int(bad)),
     "gpu.strided_slice.new_axis": lambda bad: strided_slice(F, newAxisMask=int(bad)),
+    "gpu.custom.two_runtime": lambda bad: custom(
+        "Resampler", [act((1, 8, 8, 2)), const(np.zeros((1, 8, 8, 2)), F) if bad else act((1, 8, 8, 2))],
+        [act((1, 8, 8, 2))]),
+    "gpu.custom.argmax.runtime": lambda bad: custom("MaxPoolingWithArgmax2D", [act((1, 8, 8, 2))] * (2 if bad else 1),
+                                                    [act((1, 4, 4, 2))] * 2),
+    "gpu.custom.argmax.outputs": lambda bad: custom("MaxPoolingWithArgmax2D", [act((1, 8, 8, 2))],
+                                                    [act((1, 4, 4, 2))] * (1 if bad else 2)),
+    "gpu.custom.tconv.weights": lambda bad: custom(
+        "Convolution2DTransposeBias",
+        [act((1, 8, 8, 2))] + ([] if bad else [const(np.ones((4, 3, 3, 2)), F), const(np.zeros(4), F)]),
+        [act((1, 16, 16, 4))]),
     "gpu.unary.const": lambda bad: op("ABS", [act((1, 8)), const(np.ones((1, 8)), F)] if bad else [act((1, 8))],
                                       [act((1, 8))]),
     "gpu.binary.arity": lambda bad: binary("SUB", F, b_const=True) if not bad else
@@ -425,3 +498,135 @@ def test_gpu_rejects_what_the_tf_analyzer_passed(build, rules):
 @pytest.mark.parametrize("name", ["ADD", "MUL"])
 def test_gpu_takes_float_arithmetic(name):
     assert audit(binary(name, F), ["gpu"]).targets["gpu"].ops[0].on_accelerator
+
+
+# -- rules that hold per op, beyond the one case above --------------------------------------------
+@pytest.mark.parametrize("build,ceiling", [
+    (lambda v: binary("ADD", F, version=v), 2),
+    (lambda v: binary("MUL", F, version=v), 3),
+    (lambda v: binary("SUB", F, version=v), 2),
+    (lambda v: unary("TANH", F, version=v), 2),
+    (lambda v: conv(F, version=v), 6),
+    (lambda v: with_version(fc(F), v), 9),
+    (lambda v: with_version(op("RESHAPE", [act((1, 8, 8, 2)), ints(1, 128)], [act((1, 128))]), v), 1),
+    (lambda v: with_version(resize(F), v), 3),
+    (lambda v: with_version(strided_slice(F), v), 4),
+    (lambda v: with_version(concat(F), v), 2),
+    (lambda v: with_version(one_hot(), v), 1),
+    (lambda v: with_version(select(), v), 1),
+], ids=["ADD", "MUL", "SUB", "TANH", "CONV_2D", "FULLY_CONNECTED", "RESHAPE", "RESIZE_BILINEAR", "STRIDED_SLICE",
+        "CONCATENATION", "ONE_HOT", "SELECT_V2"])
+def test_gpu_op_version_ceilings(build, ceiling):
+    assert _verdict(build(ceiling), "gpu") == (True, {})
+    supported, reasons = _verdict(build(ceiling + 1), "gpu")
+    assert not supported and set(reasons) == {"gpu.version"}
+    assert reasons["gpu.version"].category == "op version"
+    assert f"at most v{ceiling}" in reasons["gpu.version"].message
+
+
+def test_gpu_ops_without_a_version_ceiling():
+    # BATCH_MATMUL's and HARD_SWISH's parsers check no version.
+    bmm = with_version(op("BATCH_MATMUL", [act((1, 4, 8)), act((1, 8, 4))], [act((1, 4, 4))]), 4)
+    assert _verdict(bmm, "gpu") == (True, {})
+    assert _verdict(unary("HARD_SWISH", F, version=3), "gpu") == (True, {})
+
+
+@pytest.mark.parametrize("shape,ok", [
+    ((4,), True), ((1, 4), True), ((1, 1, 4), True), ((3, 1, 1, 4), True),   # batch free from rank 4
+    ((2, 4), False), ((1, 2, 4), False), ((3, 2, 1, 4), False),
+])
+def test_gpu_one_hot_indices_shape(shape, ok):
+    supported, reasons = _verdict(one_hot(idx_shape=shape), "gpu")
+    assert supported == ok and (ok or set(reasons) == {"gpu.one_hot.shape"}), sorted(reasons)
+
+
+@pytest.mark.parametrize("name", ["SELECT", "SELECT_V2"])
+@pytest.mark.parametrize("which", ["if_", "else_"])
+@pytest.mark.parametrize("spec,ok", [
+    (lambda: act((1, 2, 4)), True),                  # the output's shape
+    (lambda: const(np.ones((1, 2, 4)), F), True),    # a constant of the output's shape
+    (lambda: const(np.zeros(()), F), True),          # a constant scalar
+    (lambda: act(()), False),                        # a runtime scalar
+    (lambda: act((4,)), False),                      # broadcast
+    (lambda: const(np.ones((1, 1, 4)), F), False),   # broadcast constant
+], ids=["out-shape", "const-out-shape", "const-scalar", "runtime-scalar", "broadcast", "const-broadcast"])
+def test_gpu_select_operand_shapes(name, which, spec, ok):
+    supported, reasons = _verdict(select(name=name, out=(1, 2, 4), **{which: spec()}), "gpu")
+    assert supported == ok and (ok or set(reasons) == {"gpu.select.shape"}), sorted(reasons)
+
+
+def test_edgetpu_lstm_is_the_unidirectional_sequence_op():
+    def lstm_op(name, cell_ty=I8):
+        ins = [act((1, 5, 8), I8), const(np.ones((4, 8)), I8), const(np.ones((4, 4)), I8), const(np.zeros(4), I32),
+               act((1, 4), I8), act((1, 4), cell_ty, (2 ** -11, 0))]
+        return op(name, ins, [act((1, 5, 4), I8)])
+    assert _verdict(lstm_op("UNIDIRECTIONAL_SEQUENCE_LSTM"), "edgetpu") == (True, {})
+    for name in ("BIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"):
+        supported, reasons = _verdict(lstm_op(name), "edgetpu")
+        assert not supported and set(reasons) == {"edgetpu.op"}, name
+    # The converter's full-integer LSTM keeps its cell state in int16, which the data-type rule rejects.
+    supported, reasons = _verdict(lstm_op("UNIDIRECTIONAL_SEQUENCE_LSTM", "INT16"), "edgetpu")
+    assert not supported and set(reasons) == {"edgetpu.dtype"} and "INT16" in reasons["edgetpu.dtype"].message
+
+
+@pytest.mark.parametrize("x,out,dims,ok", [
+    ((1, 1, 10), (10,), [0, 1], True), ((1, 1, 10), (1, 10), [1], True), ((1, 5, 10), (5, 10), [0], True),
+    ((1, 5, 10), (5, 10), [], True), ((5, 1, 10), (5, 10), [1], False), ((1, 5, 1), (1, 5), [2], False),
+    ((1, 5, 1, 8), (5, 8), [], False),
+])
+def test_edgetpu_squeeze_of_leading_ones_only(x, out, dims, ok):
+    # delegates.md's examples: [1,1,10] or [1,5,10] map, [5,1,10] does not.
+    supported, reasons = _verdict(squeeze(x, out, dims), "edgetpu")
+    assert supported == ok and (ok or set(reasons) == {"edgetpu.squeeze.leading"}), sorted(reasons)
+
+
+# -- partitioning: what a target takes of the supported ops ---------------------------------------
+def _placement(model, target):
+    tr = audit(model, [target]).targets[target]
+    return tr, [o.on_accelerator for o in tr.ops]
+
+
+def test_hexagon_delegates_at_most_4_partitions():
+    # Five runs of supported ops (2..6 long) between unsupported LEAKY_RELUs: the delegate keeps the
+    # 4 largest (max_delegated_partitions = 4), so the 2-op run stays on the CPU.
+    tr, placed = _placement(runs(2, 3, 4, 5, 6), "hexagon")
+    assert tr.summary["partitions"] == 4 and tr.summary["supported_ops"] == 20
+    dropped, sep = [False] * 2, [False]
+    assert placed == dropped + sep + [True] * 3 + sep + [True] * 4 + sep + [True] * 5 + sep + [True] * 6
+    assert all(o.supported and "only the largest 4 partition(s)" in o.placement for o in tr.ops[:2])
+    # Exactly 4 partitions: all delegated.
+    tr, placed = _placement(runs(2, 3, 4, 5), "hexagon")
+    assert tr.summary["partitions"] == 4 and tr.summary["accelerated_ops"] == tr.summary["supported_ops"] == 14
+
+
+def test_hexagon_keeps_graph_order_among_equal_partitions():
+    # Sizes 3,2,2,2,2: the 3 and the first three 2-op runs are kept, the last 2-op run is dropped.
+    tr, placed = _placement(runs(3, 2, 2, 2, 2), "hexagon")
+    assert tr.summary["partitions"] == 4
+    assert placed[-2:] == [False, False] and all(placed[:3]) and tr.summary["accelerated_ops"] == 9
+
+
+def test_hexagon_needs_2_nodes_per_partition():
+    tr, placed = _placement(runs(1, 3), "hexagon")
+    assert tr.summary["partitions"] == 1 and placed == [False, False, True, True, True]
+    assert "below the delegate's minimum of 2" in tr.ops[0].placement
+    tr, placed = _placement(runs(2, 3), "hexagon")
+    assert tr.summary["partitions"] == 2 and placed == [True, True, False, True, True, True]
+
+
+def test_gpu_delegates_only_the_largest_partition():
+    tr, placed = _placement(runs(2, 3, op_name="ABS", between="ROUND", ty=F), "gpu")
+    assert tr.summary["partitions"] == 1 and placed == [False, False, False, True, True, True]
+    assert "only the largest 1 partition(s)" in tr.ops[0].placement
+    tr, placed = _placement(runs(3, op_name="ABS", ty=F), "gpu")
+    assert tr.summary["partitions"] == 1 and all(placed)
+
+
+def test_edgetpu_parameter_cache():
+    # ~8 MB of on-chip parameter cache (delegates.md §1.1.11): 8.4 MB of int8 weights overflow it and
+    # the rest is streamed; the op itself still maps.
+    big = audit(fc(x=(1, 2_100_000)), ["edgetpu"]).targets["edgetpu"].summary
+    assert big["accelerated_ops"] == 1 and not big["parameters_fit_cache"]
+    assert big["streamed_parameter_bytes"] == big["accelerated_parameter_bytes"] - 8 * 1024 * 1024 > 0
+    small = audit(fc(), ["edgetpu"]).targets["edgetpu"].summary
+    assert small["parameters_fit_cache"] and small["streamed_parameter_bytes"] == 0

@@ -180,12 +180,56 @@ def static_shape(v: OpView, which: str = "all") -> list[str]:
     return out
 
 
-def innermost_dims(v: OpView, which: str = "activations", n: int = 3) -> list[str]:
+def innermost_dims(v: OpView, which: str = "activations", n: int = 3,
+                   batch_from_rank: int | None = None) -> list[str]:
+    """Only the ``n`` innermost dimensions may exceed 1; with ``batch_from_rank``, the first
+    (batch) dimension may too once the tensor has at least that rank."""
     out = []
     for l, t in v.select(which):
         shape = v.tensor(t).shape
-        if len(shape) > n and any(d > 1 for d in shape[:-n]):
-            out.append(f"{_describe(v, l, t)}: only the {n} innermost dimensions may exceed 1")
+        outer = list(shape[:-n]) if len(shape) > n else []
+        free = batch_from_rank is not None and len(shape) >= batch_from_rank
+        if free:
+            outer = outer[1:]
+        if any(d > 1 for d in outer):
+            also = " and the batch" if free else ""
+            out.append(f"{_describe(v, l, t)}: only the {n} innermost dimensions{also} may exceed 1")
+    return out
+
+
+def leading_ones_removed(v: OpView, a: str = "in:0", b: str = "out:0") -> list[str]:
+    """``b``'s shape is ``a``'s with some of its leading 1s dropped (a squeeze that needs no
+    relayout): both shapes agree once their leading 1s are stripped."""
+    sa, sb = v.select(a), v.select(b)
+    if not sa or not sb:
+        return []
+    x, y = list(v.tensor(sa[0][1]).shape), list(v.tensor(sb[0][1]).shape)
+
+    def strip(s):
+        k = 0
+        while k < len(s) and s[k] == 1:
+            k += 1
+        return s[k:]
+    if strip(x) == strip(y) and len(y) <= len(x):
+        return []
+    return [f"{sa[0][0]} {x} -> {sb[0][0]} {y} removes more than leading 1s"]
+
+
+def same_shape(v: OpView, which: str, like: str = "out:0", or_const_scalar: bool = False,
+               folded: bool | str = False) -> list[str]:
+    """Each operand has ``like``'s shape (or, with ``or_const_scalar``, is a constant scalar;
+    ``folded`` as in ``OpView.is_const``)."""
+    ref = v.select(like)
+    if not ref:
+        return []
+    want = list(v.tensor(ref[0][1]).shape)
+    out = []
+    for l, t in v.select(which):
+        shape = list(v.tensor(t).shape)
+        if shape == want or (or_const_scalar and not shape and v.is_const(t, folded)):
+            continue
+        alt = " nor a constant scalar" if or_const_scalar else ""
+        out.append(f"{_describe(v, l, t)} is not {ref[0][0]}'s shape {want}{alt}")
     return out
 
 
@@ -507,9 +551,9 @@ def options_not_both(v: OpView, a: str, b: str) -> list[str]:
 KINDS: dict[str, Callable[..., list[str]]] = {
     f.__name__: f for f in (
         op_in, op_not_in, max_version, version_in, version_not_in, types, same_types, rank, static_shape,
-        innermost_dims, option, options_equal, const, not_const, count, arity, per_tensor_quant,
-        quantized, zero_point, quant_axis, scale_ratio, values, values_any, values_one_of, dim, dims_equal,
-        same_rank, same_quant, sparse, no_mutual_broadcast, custom_code_in, option_le_option,
+        innermost_dims, leading_ones_removed, same_shape, option, options_equal, const, not_const, count, arity,
+        per_tensor_quant, quantized, zero_point, quant_axis, scale_ratio, values, values_any, values_one_of, dim,
+        dims_equal, same_rank, same_quant, sparse, no_mutual_broadcast, custom_code_in, option_le_option,
         pool_1x1_stride, conv_types, fc_types, space_to_depth_divisible, maxpool_same_filter,
         dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both,
     )

@@ -7,8 +7,13 @@ SUPPORTED = (
     "AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
     "L2_NORMALIZATION", "MEAN", "PAD", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "SLICE",
     "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SQUEEZE", "STRIDED_SLICE", "EXPAND_DIMS", "PACK", "QUANTIZE",
-    "SUM", "TRANSPOSE_CONV", "PRELU", "LSTM", "REDUCE_MAX", "REDUCE_MIN",
+    "SUM", "TRANSPOSE_CONV", "PRELU", "UNIDIRECTIONAL_SEQUENCE_LSTM", "REDUCE_MAX", "REDUCE_MIN",
 )
+# The table's "LSTM ... unidirectional only" row is the sequence op the converter emits for a Keras
+# LSTM, UNIDIRECTIONAL_SEQUENCE_LSTM: a Coral maintainer answered the request for Keras LSTM/GRU support
+# with "the latest compiler release supports LSTM (Unidirectional only)" (google-coral/edgetpu #156), and
+# the Edge TPU LSTM models in #323 (UNIDIRECTIONAL_SEQUENCE_LSTM in the log) and #598 (a Keras LSTM) are
+# that op. BIDIRECTIONAL_SEQUENCE_LSTM and the single-step LSTM builtin are not listed: CPU.
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
@@ -18,7 +23,9 @@ def r(id, kind, reason, source, ops="*", when=None, except_ops=(), **params):
 
 
 RULES = (
-    r("op", "op_in", "Operation not supported", "delegates.md §1.3 (Coral supported-ops table)", names=SUPPORTED),
+    r("op", "op_in", "Operation not supported",
+      "delegates.md §1.3 (Coral supported-ops table; its LSTM row is UNIDIRECTIONAL_SEQUENCE_LSTM, "
+      "google-coral/edgetpu #156)", names=SUPPORTED),
     r("dtype", "types", "Operation is working on an unsupported data type (needs full 8-bit quantization)",
       "delegates.md §1.1.1 (google-coral/edgetpu CHANGES.md; models-intro)", which="activations",
       allowed=Q8, except_ops=("QUANTIZE",)),
@@ -30,6 +37,8 @@ RULES = (
       "delegates.md §1.1.2 (issues #829/#831)", which="all"),
     r("const_params", "const", "parameters (weights, bias) must be constant", "delegates.md §1.1.3",
       WEIGHTED, which="in:1|2"),
+    r("tconv.const_params", "const", "parameters (weights, bias) must be constant", "delegates.md §1.1.3",
+      ("TRANSPOSE_CONV",), which="in:1|3"),
     r("rank", "innermost_dims", "Tensor has unsupported rank (up to 3 innermost dimensions mapped)",
       "delegates.md §1.1.4 (issues #30, #75)", which="activations", n=3),
     r("version", "max_version", "Operation version not supported", "delegates.md §1.1.7 (issues #147, #358, #384)",
@@ -53,6 +62,9 @@ RULES = (
       ("SOFTMAX",), which="in:0", n=1),
     r("softmax.size", "dim", "SOFTMAX: at most 16,000 elements", "delegates.md §1.3 (older table; unverified for rt 14)",
       ("SOFTMAX",), which="in:0", axis=-1, cmp="le", value=16000),
+    r("squeeze.leading", "leading_ones_removed",
+      "SQUEEZE only of leading 1s (no relayout: [1,1,10] or [1,5,10] OK, [5,1,10] not)",
+      "delegates.md §1.3 (older table; newer-runtime limits unverified)", ("SQUEEZE",), a="in:0", b="out:0"),
     r("strided_slice.strides", "values", "all strides must be 1", "delegates.md §1.3", ("STRIDED_SLICE",),
       which="in:3", cmp="eq", value=1),
     r("strided_slice.ellipsis", "option", "ellipsis_mask must be 0", "delegates.md §1.3", ("STRIDED_SLICE",),
@@ -77,9 +89,11 @@ TARGET = Target(
     sources=("delegates.md §1", "google-coral/edgetpu CHANGES.md and issues", "coral.ai/docs/edgetpu/models-intro"),
     param_cache_bytes=8 * 1024 * 1024,
     suggestions=("quantize(mode=int8)", "quantize(mode=int8,input_type=int8,output_type=int8)"),
-    notes=("Rows marked unverified in delegates.md (TRANSPOSE, RSQRT, SQUARED_DIFFERENCE, GATHER, SQUEEZE and "
-           "SPLIT limits, FULLY_CONNECTED output rank) are not enforced; TRANSPOSE, RSQRT and "
-           "SQUARED_DIFFERENCE count as unsupported. The SOFTMAX limits (older table) and the sparse-weights rule are "
-           "enforced but unverified; their sources say so.",
+    notes=("Rows marked unverified in delegates.md (TRANSPOSE, RSQRT, SQUARED_DIFFERENCE, GATHER, the newer SPLIT "
+           "limit, FULLY_CONNECTED output rank) are not enforced; TRANSPOSE, RSQRT and SQUARED_DIFFERENCE count as "
+           "unsupported. The SOFTMAX and SQUEEZE limits (older table, newer runtimes unverified) and the "
+           "sparse-weights rule are enforced but unverified; their sources say so.",
+           "LSTM means UNIDIRECTIONAL_SEQUENCE_LSTM (unidirectional only); its tensors must be 8-bit like any "
+           "other op's, so a full-integer LSTM's int16 cell state is reported as an unsupported data type.",
            "Parameter cache: ~8 MB of on-chip SRAM; usable space shrinks with large activations."),
 )

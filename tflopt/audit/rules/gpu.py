@@ -4,6 +4,7 @@ model_builder_helper.cc)."""
 from ..spec import Partitioning, Rule, Target
 
 CHECK = "delegates.md §3.3 (tools/versioning/gpu_compatibility.cc)"
+CUSTOM_CHECK = "delegates.md §3.3 CUSTOM row (gpu_compatibility.cc CheckCustomOpsGpuDelegateCompatibility)"
 RUNTIME = ("FLOAT32", "FLOAT16", "INT8", "UINT8")
 # SIGMOID is kTfLiteActSigmoid of the C API: the flatbuffer enum cannot express it, so from a
 # .tflite only the first five can occur; it stays listed as the source has it.
@@ -28,6 +29,25 @@ POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D")
 # DEQUANTIZE-of-constant-float16 ops remapped to the fp16 constants: the converter's float16
 # weights count as constant operands, not runtime inputs.
 FP16 = "float16"
+# Op-version ceilings (delegates.md §3.1.3: default options admit the quantized versions too).
+# delegates.md gives the doc list only (DEPTHWISE_CONV_2D v1-2, LSTM v2, RESIZE_BILINEAR v1-3, "v1
+# otherwise"); the per-op numbers are the CheckMaxSupportedOpVersion calls in each parser's
+# IsSupported (gpu/common/model_builder.cc, newest stored copy, google-ai-edge/LiteRT). Ops whose
+# parser has no such call (BATCH_MATMUL, CAST, DEPTH_TO_SPACE, HARD_SWISH, MEAN, PACK, SPLIT, SPLIT_V,
+# TILE, the reductions, the custom ops) have no ceiling.
+ELEMENTWISE = tuple(x for x in UNARY if x != "HARD_SWISH") + BINARY + ("ADD", "ADD_N")
+MAX_VERSION = {
+    **{k: 2 for k in ELEMENTWISE}, "MUL": 3,
+    "AVERAGE_POOL_2D": 2, "MAX_POOL_2D": 2, "CONCATENATION": 2, "CONV_2D": 6, "DEPTHWISE_CONV_2D": 6,
+    "CUMSUM": 1, "DENSIFY": 1, "DEQUANTIZE": 3, "FULLY_CONNECTED": 9, "GATHER": 1, "LSTM": 4, "ONE_HOT": 1,
+    "PRELU": 1, "PAD": 2, "PADV2": 2, "MIRROR_PAD": 2, "QUANTIZE": 2, "RELU": 2, "RELU6": 2, "RELU_N1_TO_1": 2,
+    "LEAKY_RELU": 2, "RESHAPE": 1, "RESIZE_BILINEAR": 3, "RESIZE_NEAREST_NEIGHBOR": 3, "SELECT": 1,
+    "SELECT_V2": 1, "SLICE": 2, "SOFTMAX": 2, "SPACE_TO_DEPTH": 2, "STRIDED_SLICE": 4, "TRANSPOSE": 4,
+    "TRANSPOSE_CONV": 3,
+}
+# CheckInputsOutputs / CheckConvoultionInputOutput: these ops produce exactly one output.
+ONE_OUTPUT = POOLS + ("CONV_2D", "TRANSPOSE_CONV", "DENSIFY", "QUANTIZE", "CUSTOM:MaxUnpooling2D",
+                      "CUSTOM:Resampler")
 LSTM_FULL = ("option", {"field": "kernelType", "cmp": "eq", "value": 0})  # LSTMKernelType.FULL
 LSTM_BASIC = ("option", {"field": "kernelType", "cmp": "eq", "value": 1})  # LSTMKernelType.BASIC
 
@@ -49,6 +69,9 @@ RULES = (
       source="delegates.md §3.1.2 (model_builder_helper.cc)"),
     r("static_shape", "static_shape", "dynamic tensors are not supported (unverified in code)", which="all",
       source="delegates.md §3.1.6 (unverified)"),
+    r("version", "max_version", "op version newer than the delegate's parser takes", versions=MAX_VERSION,
+      source="delegates.md §3.1.3 (ceilings: CheckMaxSupportedOpVersion in gpu/common/model_builder.cc)"),
+    r("outputs", "arity", "exactly 1 output", ONE_OUTPUT, outputs=(1, 1)),
     r("add.arity", "count", "exactly 2 inputs", ("ADD", "ADD_N"), which="inputs", min=2, max=2),
     r("pool.arity", "count", "1 runtime input", POOLS, which="runtime_inputs", min=1, max=1, folded=FP16),
     r("pool.kernel", "option", "kernel size must be positive", POOLS, field="filterWidth", cmp="gt", value=0),
@@ -91,6 +114,8 @@ RULES = (
       field="blockSize", cmp="gt", value=1),
     r("one_runtime", "count", "exactly 1 runtime input", ONE_RUNTIME + ("HARD_SWISH",) + REDUCE + UNARY,
       which="runtime_inputs", min=1, max=1, folded=FP16),
+    r("dequantize.arity", "arity", "DEQUANTIZE: 1 input and 1 output", ("DEQUANTIZE",), inputs=(1, 1),
+      outputs=(1, 1)),
     r("dequantize.int16", "types", "DEQUANTIZE of int16 is rejected", ("DEQUANTIZE",), which="in:0",
       allowed=("INT8", "UINT8", "FLOAT16")),
     r("fc.format", "option", "default weights format only", ("FULLY_CONNECTED",), field="weightsFormat",
@@ -102,6 +127,8 @@ RULES = (
       allowed=("FLOAT32", "FLOAT16", "INT8", "UINT8")),
     r("gather.indices", "types", "GATHER indices must be int32", ("GATHER",), which="in:1", allowed=("INT32",)),
     r("gather.indices_rank", "rank", "GATHER indices must be 1-D", ("GATHER",), which="in:1", min=1, max=1),
+    r("gather.operands", "count", "GATHER handles 1 or 2 runtime operands (2 runtime, or 1 runtime + 1 constant)",
+      ("GATHER",), which="runtime_inputs", min=1, max=2, folded=FP16),
     # A full-kernel LSTM has 20 or 24 inputs by schema, so the 20..24 range is exact in practice.
     r("lstm.full.arity", "arity", "LSTM full kernel: 20 or 24 inputs and 1 output", ("LSTM",), when=LSTM_FULL,
       inputs=(20, 24), outputs=(1, 1)),
@@ -127,6 +154,10 @@ RULES = (
     r("one_hot.values_type", "types", "on/off values must be float32", ("ONE_HOT",), which="in:2|3",
       allowed=("FLOAT32",)),
     r("one_hot.values_scalar", "rank", "on/off values must be scalars", ("ONE_HOT",), which="in:2|3", max=0),
+    # "only batch/channel non-singleton": the checker lets the last (channel) dimension of the
+    # indices exceed 1, and the first (batch) one too when the indices have rank 4 or more.
+    r("one_hot.shape", "innermost_dims", "ONE_HOT indices: only the batch and channel dimensions may exceed 1",
+      ("ONE_HOT",), which="in:0", n=1, batch_from_rank=4),
     r("pad.paddings", "dim", "paddings must be 3x2 or 4x2", ("PAD", "PADV2", "MIRROR_PAD"), which="in:1",
       axis=0, cmp="in", value=(3, 4)),
     r("pad.paddings_cols", "dim", "paddings must be 3x2 or 4x2", ("PAD", "PADV2", "MIRROR_PAD"), which="in:1",
@@ -139,6 +170,8 @@ RULES = (
       allowed=("BOOL", "FLOAT32", "FLOAT16")),
     r("select.values", "types", "if/else values must be float", ("SELECT", "SELECT_V2"), which="in:1|2",
       allowed=("FLOAT32", "FLOAT16")),
+    r("select.shape", "same_shape", "if/else values must have the output's shape or be constant scalars",
+      ("SELECT", "SELECT_V2"), which="in:1|2", like="out:0", or_const_scalar=True, folded=FP16),
     r("slice.arity", "count", "SLICE needs 3 inputs", ("SLICE",), which="inputs", min=3, max=3),
     r("slice.rank", "rank_in", "SLICE/STRIDED_SLICE input rank 3 or 4", ("SLICE", "STRIDED_SLICE"),
       which="in:0", ranks=(3, 4)),
@@ -150,6 +183,17 @@ RULES = (
       field="ellipsisMask", cmp="eq", value=0),
     r("strided_slice.new_axis", "option", "new_axis_mask must be 0", ("STRIDED_SLICE",),
       field="newAxisMask", cmp="eq", value=0),
+    # The custom ops' "per-op input/stride checks" (§3.3 CUSTOM row), as CheckCustomOpsGpuDelegateCompatibility
+    # counts them. Their kernel/stride checks read the op's custom options (a raw C struct) and are not
+    # enforced here.
+    r("custom.two_runtime", "count", "2 runtime inputs", ("CUSTOM:MaxUnpooling2D", "CUSTOM:Resampler"),
+      which="runtime_inputs", min=2, max=2, folded=FP16, source=CUSTOM_CHECK),
+    r("custom.argmax.runtime", "count", "MaxPoolingWithArgmax2D: 1 runtime input", ("CUSTOM:MaxPoolingWithArgmax2D",),
+      which="runtime_inputs", min=1, max=1, folded=FP16, source=CUSTOM_CHECK),
+    r("custom.argmax.outputs", "arity", "MaxPoolingWithArgmax2D: 2 outputs (values and indices)",
+      ("CUSTOM:MaxPoolingWithArgmax2D",), outputs=(2, 2), source=CUSTOM_CHECK),
+    r("custom.tconv.weights", "count", "Convolution2DTransposeBias needs its weights operand",
+      ("CUSTOM:Convolution2DTransposeBias",), which="inputs", min=2, source=CUSTOM_CHECK),
     r("unary.const", "count", "no constant input", UNARY, which="const_inputs", max=0, folded=FP16),
     r("binary.arity", "count", "2 runtime inputs, or 1 runtime + 1 constant", BINARY, which="runtime_inputs",
       min=1, max=2, folded=FP16),
