@@ -33,11 +33,7 @@ def _fixture(name: str):
 
 def photos(model, path, *, split: str, limit: int = 0) -> list[list[np.ndarray]]:
     """The calibration or evaluation photos as the model's input samples."""
-    from tflopt.calibration import load_calibration
-    folders = dict(zip(("calibration", "evaluation"), _fixture("fetch_photos").photo_folders()))
-    normalize = "signed" if "detection" in Path(path).name else "unit"
-    data = list(load_calibration(folders[split], model, normalize=normalize))
-    return data[:limit] if limit else data
+    return _fixture("fetch_photos").photo_samples(model, path, split=split, limit=limit)
 
 
 def snr_db(ref: list[np.ndarray], out: list[np.ndarray]) -> float:

@@ -2,6 +2,7 @@
 integer encodings the kernels require, model boundaries, control flow, any input, errors."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -11,11 +12,12 @@ import tflopt
 from tflopt import runtime
 from tflopt.calibration import from_iterable, load_calibration
 from tflopt.cli import main
+from tflopt.compare import compare_models
 from tflopt.errors import PipelineError, TfloptError
 from tflopt.pipeline import PassContext, run_pipeline
 from tflopt.schema import BuiltinOptions, TensorType, fb
 
-from conftest import DATA, MODELS
+from conftest import DATA, FIXTURES, MODELS
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +102,20 @@ def _npz_samples(name):
     return m, list(load_calibration(DATA / f"{name}_calib.npz", m))
 
 
-@pytest.mark.parametrize("name, mode, margin", [
-    ("attention", "int8", 0.0),
-    ("gru", "int16x8", 0.0),
-    # The converter calibrates gru's r*(Uh+b) tensors on its TF graph, where they come out
-    # 1.4x wider than the TFLite tensors' observed range; on unseen data that wider range clips
-    # less. With those ranges ours matches it exactly; from the data alone we are 0.32 dB under.
-    ("gru", "int8", 0.5),
-])
-def test_sequence_models_fidelity_against_the_converter(name, mode, margin):
+# gru int8 (worst output SNR on the 128 test draws): converter 26.66 dB, ours 26.72 dB. The
+# converter's z*h ("mul_1") and 1-z ("sub") ranges are wider than those tensors take: they are
+# the union with their consumer's output range (mul_1 = the following ADD's exactly; sub
+# reaches -0.79 though 1-z > 0), as when a calibrator reads a buffer an in-place consumer has
+# overwritten; every other tensor's range matches ours.
+# We bound sigmoid-gated elementwise products by their other operand instead (Plan._gated_bound);
+# from the observed ranges alone we were at 26.41 dB.
+@pytest.mark.parametrize("name, mode", [("attention", "int8"), ("gru", "int16x8"), ("gru", "int8")])
+def test_sequence_models_fidelity_against_the_converter(name, mode):
     m, calib = _npz_samples(name)
     run_pipeline(m, f"quantize(mode={mode})", PassContext(calibration=from_iterable(calib, m)))
     test = _normal_test_samples(MODELS / f"{name}_fp32.tflite")
     ref = MODELS / f"{name}_fp32.tflite"
-    assert worst_snr(ref, m, test) >= worst_snr(ref, MODELS / f"{name}_{mode}.tflite", test) - margin
+    assert worst_snr(ref, m, test) >= worst_snr(ref, MODELS / f"{name}_{mode}.tflite", test)
 
 
 @pytest.mark.parametrize("name, floor8, floor16", [("attention", 30, 44), ("lstm", 25, 45)])
@@ -336,52 +338,73 @@ def test_every_calibration_method_gives_a_working_model(digits, method):
 
 
 # -- the mediapipe corpus ----------------------------------------------------------------
-def smooth_images(model, n: int, seed: int) -> list[list[np.ndarray]]:
-    """Image-like inputs in [-1, 1]: low-resolution noise upsampled, so neighbouring pixels
-    correlate as in photographs (pure pixel noise drives detectors far from any real input)."""
-    from tflopt.calibration import input_specs, resize_bilinear
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        sample = []
-        for spec in input_specs(model):
-            if len(spec.shape) == 4:
-                low = rng.uniform(-1, 1, (6, 6, spec.shape[3])).astype(np.float32)
-                sample.append(resize_bilinear(low, spec.shape[1], spec.shape[2])[None].astype(spec.dtype))
-            else:
-                sample.append(rng.uniform(-1, 1, spec.shape).astype(spec.dtype))
-        out.append(sample)
-    return out
+def _fetch_photos():
+    spec = importlib.util.spec_from_file_location("fetch_photos", FIXTURES / "fetch_photos.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def mediapipe_fidelity(original, quant, inputs) -> list[tuple[float, float]]:
-    """(cosine, SNR dB) per output of the runnable part (custom ops the stock interpreter
-    lacks are cut from both)."""
-    a_model, _ = runtime.runnable(tflopt.load(original), xnnpack=False)
-    b_model, _ = runtime.runnable(quant, xnnpack=False)
-    _, a = runtime.run(a_model, inputs, xnnpack=False)
-    _, b = runtime.run(b_model, inputs, xnnpack=False)
-    out = []
-    for x, y in zip(a, b):
-        x, y = x.astype(np.float64).ravel(), y.astype(np.float64).ravel()
-        assert np.isfinite(y).all()
-        cos = x @ y / max(np.linalg.norm(x) * np.linalg.norm(y), 1e-30)
-        out.append((float(cos), snr_db(x, y)))
-    return out
+def mediapipe_fidelity(original, quant, inputs) -> tuple[list[float], list[float]]:
+    """(cosines, SNRs in dB), one per output over all ``inputs``, from compare_models (XNNPACK
+    on, which resolves selfie_segmentation's Convolution2DTransposeBias; custom ops the
+    interpreter lacks are cut from both models, tflopt.runtime.runnable)."""
+    a, _ = runtime.runnable(tflopt.load(original))
+    b, _ = runtime.runnable(tflopt.load(quant))
+    outs = compare_models(a, b, inputs, samples=0)["outputs"]
+    assert all(np.isfinite(o["max_abs_error"]) for o in outs)
+    return [o["cosine"] for o in outs], [o["snr_db"] for o in outs]
+
+
+# Calibrated on the 16 calibration photos, measured on the 4 evaluation photos (other scenes;
+# fixtures/fetch_photos.py), per output cosine against the float model (XNNPACK on). Measured,
+# min / median over the outputs:                int8               int16x8
+#   face_detection_full_range_sparse      0.9746 / 0.9770    0.9991 / 0.9993
+#   face_detection_short_range            0.9636 / 0.9785    0.9946 / 0.9969
+#   face_landmark                         0.9949 / 0.9974    0.9999 / 1.0000
+#   face_landmark_with_attention          0.9999 / 0.9999    0.9999 / 1.0000
+#   hand_landmark_full                    0.0000 / 0.9326    0.9137 / 0.9882
+#   hand_landmark_lite                    0.6746 / 0.9093    0.8506 / 0.9992
+#   hand_recrop                           0.9997 / 0.9997    1.0000 / 1.0000
+#   iris_landmark                         0.9994 / 0.9996    1.0000 / 1.0000
+#   palm_detection_full                   0.8147 / 0.8862    0.9607 / 0.9754
+#   palm_detection_lite                   0.9141 / 0.9411    0.9897 / 0.9931
+#   pose_detection                        0.9872 / 0.9927    0.9921 / 0.9955
+#   pose_landmark_full                    0.5249 / 0.7807    0.8322 / 0.9921
+#   selfie_segmentation (mask)            0.6847             0.9634
+#   selfie_segmentation_landscape (mask)  0.8337             0.9989
+# The low minima are presence / handedness scores (one sigmoid per image): on photos without a
+# hand or a full pose the float score is near 0 and int8's 1/256 output step rounds it to 0
+# (hand_landmark_full int8 gives exactly 0 there, cosine 0). selfie_segmentation int8 loses its
+# mask to rounding spread over a deep MobileNetV3 encoder-decoder (per layer: 25 dB after the
+# first conv, falling block by block; int8 weights alone, mode=dynamic, give 24 dB), not to one
+# op. Floors, on every output: the measured minimum less 0.02, or less 0.05 where it is under
+# 0.9; a model not listed reaches DEFAULT_FLOOR (measured minimum >= DEFAULT_FLOOR + 0.02).
+# The median floors are the previous test's floors on the best output, now on the median.
+DEFAULT_FLOOR = {"int8": 0.95, "int16x8": 0.97}
+MIN_COSINE = {
+    "int8": {"face_detection_short_range": 0.94, "hand_landmark_full": 0.0, "hand_landmark_lite": 0.62,
+             "palm_detection_full": 0.76, "palm_detection_lite": 0.89, "pose_landmark_full": 0.47,
+             "selfie_segmentation": 0.63, "selfie_segmentation_landscape": 0.78},
+    "int16x8": {"hand_landmark_full": 0.89, "hand_landmark_lite": 0.80, "palm_detection_full": 0.94,
+                "palm_detection_lite": 0.96, "pose_landmark_full": 0.78, "selfie_segmentation": 0.94},
+}
+MEDIAN_COSINE = {"int8": 0.6, "int16x8": 0.95}
 
 
 @pytest.mark.real
 @pytest.mark.parametrize("mode", ["int8", "int16x8"])
 def test_mediapipe_models_quantize_and_run(mediapipe_model, mode, tmp_path):
+    photos = _fetch_photos()
     m = tflopt.load(mediapipe_model)
-    calib = smooth_images(m, 8, seed=0)
+    calib = photos.photo_samples(m, mediapipe_model, split="calibration")
+    evaluation = photos.photo_samples(m, mediapipe_model, split="evaluation")
     rep = run_pipeline(m, f"quantize(mode={mode})", PassContext(calibration=from_iterable(calib, m)))
     assert rep.passes[0].stats["quantized_ops"] > 0
     out = tmp_path / "q.tflite"
     m.save(out)
-    fid = mediapipe_fidelity(mediapipe_model, tflopt.load(out), smooth_images(m, 1, seed=99)[0])
-    print(mediapipe_model.name, mode, [(round(c, 4), round(s, 1)) for c, s in fid])
-    # Synthetic calibration and inputs. int8 weights alone (no activation rounding) already
-    # bring pose_detection to cosine 0.96 and int8 activations on these float-trained nets
-    # with activation outliers lose more, so the floors are per mode.
-    assert max(c for c, _ in fid) > (0.6 if mode == "int8" else 0.95)
+    cos, snr = mediapipe_fidelity(mediapipe_model, out, evaluation)
+    print(mediapipe_model.name, mode, [(round(c, 4), round(s, 1)) for c, s in zip(cos, snr)])
+    floor = MIN_COSINE[mode].get(mediapipe_model.stem, DEFAULT_FLOOR[mode])
+    assert min(cos) >= floor, (cos, floor)
+    assert float(np.median(cos)) >= MEDIAN_COSINE[mode], cos
