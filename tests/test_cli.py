@@ -47,12 +47,17 @@ def _bad_inputs(tmp_path):
     return cases
 
 
-@pytest.mark.parametrize("command", ["inspect", "size", "optimize"])
+@pytest.mark.parametrize("command", ["inspect", "size", "optimize", "audit", "compare", "compare-reference"])
 def test_bad_input_is_one_line_exit_2_nothing_written(command, tmp_path, capsys):
     for label, path in _bad_inputs(tmp_path).items():
         out = tmp_path / "out" / "o.tflite"
         out.parent.mkdir(exist_ok=True)
-        args = [command, path] + (["-o", out] if command == "optimize" else [])
+        if command == "compare":
+            args = ["compare", MODEL, path]
+        elif command == "compare-reference":
+            args = ["compare", path, MODEL]
+        else:
+            args = [command, path] + (["-o", out] if command == "optimize" else [])
         before = sorted(p.name for p in out.parent.iterdir())
         rc, stdout, stderr = _run(capsys, *args)
         assert rc == 2, (label, stderr)
@@ -61,6 +66,23 @@ def test_bad_input_is_one_line_exit_2_nothing_written(command, tmp_path, capsys)
         assert lines[0].startswith("tflopt: error: ") and str(path.name) in lines[0], (label, lines[0])
         assert "Traceback" not in stderr
         assert sorted(p.name for p in out.parent.iterdir()) == before, label
+
+
+def test_inspect_survives_odd_but_loadable_tables(tmp_path, capsys):
+    # Bit flips the loader accepts: a signature key that is not UTF-8, and a metadata entry
+    # pointing at an empty buffer. inspect reports them instead of a traceback.
+    import tflopt
+    m = tflopt.load(MODEL)
+    assert m.signature_defs and m.raw.metadata
+    m.raw.signatureDefs[0].signatureKey = b"serving\x9c"
+    empty = next(i for i, b in enumerate(m.buffers) if b.nbytes == 0)
+    for md in m.raw.metadata:
+        md.buffer = empty
+    odd = tmp_path / "odd.tflite"
+    m.save(odd)
+    for args in (["inspect", odd], ["inspect", odd, "--json"], ["size", odd], ["audit", odd]):
+        rc, _, err = _run(capsys, *args)
+        assert rc == 0, (args, err)
 
 
 def test_console_script_has_no_traceback_and_exit_2(tmp_path):

@@ -195,9 +195,9 @@ def compare_models(a, b, data=None, per_layer: bool = False, *, samples: int = 8
 def compare_cmd(reference, candidate, data, samples, per_layer, as_json):
     """Compare CANDIDATE's outputs against REFERENCE's on the same inputs."""
     from .cli import emit_json
+    from .io import load
     for p in (reference, candidate):
-        if not p.is_file():
-            raise TfloptError(f"{p}: no such file")
+        load(p)  # a missing or corrupt file is "FILE: problem", before any interpreter starts
     try:
         result = compare_models(reference, candidate, data, per_layer, samples=samples)
     except (ValueError, RuntimeError) as e:

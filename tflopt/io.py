@@ -21,6 +21,7 @@ BUFFER_LOCATION = "buffer_location"
 OUTSIDE = b"outside flatbuffers"
 _ALIGN = 16
 _PAGE = mmap.PAGESIZE
+_CHUNK = 1 << 20  # buffer bytes copied, and their source pages dropped, a MiB at a time
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -40,6 +41,10 @@ def load(source, *, name: str | None = None, verify: bool = True) -> Model:
         raw = _unpack_model(root)
         buffers = _read_buffers(root, data, name)
         _inline_large_custom_options(raw, data, name)
+        if isinstance(data, mmap.mmap) and hasattr(data, "madvise"):
+            # The tables are parsed; drop the pages reading them mapped (a fault can map a
+            # whole large folio), buffer bytes come back from the page cache when needed.
+            data.madvise(mmap.MADV_DONTNEED)
     except ModelFormatError:
         raise
     except Exception as e:  # the generated readers fail in many ways on corrupt input
@@ -167,24 +172,37 @@ def _external_buffers(model: Model, layout: str) -> set[int]:
     return candidates if total > FLATBUFFER_MAX - 2**28 else set()
 
 
-def _put_bytes(builder: flatbuffers.Builder, mv: memoryview) -> int:
-    """A [ubyte] vector copied straight from ``mv``, 16-byte aligned as the schema asks."""
+def _chunks(n: int):
+    return ((off, min(n, off + _CHUNK)) for off in range(0, n, _CHUNK))
+
+
+def _put_bytes(builder: flatbuffers.Builder, buf: Buffer) -> int:
+    """A [ubyte] vector of ``buf``'s bytes, 16-byte aligned as the schema asks. Copied through
+    a memoryview (assigning to a bytearray slice would first copy the source whole), a chunk
+    at a time, dropping each chunk's source pages once copied."""
+    mv = buf.memoryview()
     n = len(mv)
     builder.StartVector(1, n, _ALIGN)
     builder.head = builder.head - n
-    builder.Bytes[builder.head:builder.head + n] = mv
+    with memoryview(builder.Bytes) as dst:
+        for lo, hi in _chunks(n):
+            dst[builder.head + lo:builder.head + hi] = mv[lo:hi]
+            _release(buf, lo, hi)
     builder.vectorNumElems = n
     return builder.EndVector()
 
 
-def _release(buf: Buffer) -> None:
-    """Drop the source pages of a buffer already copied, so RSS stays near one copy."""
+def _release(buf: Buffer, lo: int = 0, hi: int | None = None) -> None:
+    """Drop the source pages of bytes ``lo:hi`` of a buffer already copied (the pages wholly
+    inside the buffer up to ``hi``, from the one holding ``lo``), so RSS stays near one copy."""
     span = buf.source_span()
     src = buf._source
     if span is None or not isinstance(src, mmap.mmap) or span[1] < 4 * _PAGE:
         return
-    start = (span[0] + _PAGE - 1) // _PAGE * _PAGE
-    end = (span[0] + span[1]) // _PAGE * _PAGE
+    hi = span[1] if hi is None else hi
+    first = (span[0] + _PAGE - 1) // _PAGE * _PAGE  # the first page wholly inside the buffer
+    start = max(first, (span[0] + lo) // _PAGE * _PAGE)
+    end = (span[0] + hi) // _PAGE * _PAGE
     if end > start and hasattr(src, "madvise"):
         src.madvise(mmap.MADV_DONTNEED, start, end - start)
 
@@ -194,8 +212,7 @@ def _pack_buffers(builder, buffers: list[Buffer], external: set[int]) -> int:
     for i, buf in enumerate(buffers):
         data = None
         if buf.nbytes and i not in external:
-            data = _put_bytes(builder, buf.memoryview())
-            _release(buf)
+            data = _put_bytes(builder, buf)
         fb.BufferStart(builder)
         if data is not None:
             fb.BufferAddData(builder, data)
@@ -303,8 +320,10 @@ def _write(model: Model, out, layout: str) -> None:
     written = len(fbuf)
     for pos, buf in placed:
         out.write(b"\0" * (pos - written))
-        out.write(buf.memoryview())
-        _release(buf)
+        mv = buf.memoryview()
+        for lo, hi in _chunks(len(mv)):
+            out.write(mv[lo:hi])
+            _release(buf, lo, hi)
         written = pos + buf.nbytes
     if external:
         # The converter ends with 16 zero bytes so XNNPack may read past the last payload.
@@ -332,6 +351,15 @@ def atomic_write(path, write) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        # mkstemp makes the file 0600; give OUT the mode a plain open() would (or keep the
+        # mode of the file it replaces).
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)

@@ -52,6 +52,8 @@ class Buffer:
     def memoryview(self) -> memoryview:
         if self._array is not None:
             return memoryview(self._array).cast("B")
+        if self._size == 0:
+            return memoryview(b"")
         return memoryview(self._source)[self._start:self._start + self._size]
 
     def set(self, data) -> None:
