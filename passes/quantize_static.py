@@ -16,7 +16,7 @@ import numpy as np
 
 from tflopt.calibration import collect_ranges
 from tflopt.errors import TfloptError
-from tflopt.model import Model, Operator, Subgraph
+from tflopt.model import Model, Operator, Subgraph, Tensor
 from tflopt.pipeline import PassContext, PassResult, get_pass
 from tflopt.quantization import affine_params, quantize_affine, quantize_bias, quantize_symmetric
 from tflopt.recipe import Selector
@@ -215,15 +215,25 @@ class Rewriter:
     def constants(self) -> int:
         sg, plan = self.sg, self.plan
         n = 0
+        shared: dict[tuple[int, int | None], Tensor] = {}   # (float weight, axis) -> its int8 tensor
         for op in plan.quantized:
             if op.name in WEIGHTED:
                 d, w, b, axis = WEIGHTED[op.name]
-                weight = sg.private_input(op, w, "_quantized")
-                values = float_values(weight)
-                axis = axis if self.options.per_channel and values.ndim > axis else None
-                q, wscale = self.precomputed.get(id(op), quantize_symmetric(values, axis))[:2]
-                weight.set_data(q, TensorType.INT8)
-                weight.set_quantization(wscale, 0, axis or 0)
+                source = op.inputs[w]
+                axis = axis if self.options.per_channel and len(sg.tensors[source].shape) > axis else None
+                if (source, axis) in shared and id(op) not in self.precomputed:
+                    # A weight several ops read (a recurrent cell's unrolled steps) is one int8
+                    # tensor for all of them, as it was one float tensor.
+                    weight = shared[(source, axis)]
+                    op.set_input(w, weight.index)
+                else:
+                    weight = sg.private_input(op, w, "_quantized")
+                    q, wscale = (self.precomputed.get(id(op)) or quantize_symmetric(float_values(weight), axis))[:2]
+                    weight.set_data(q, TensorType.INT8)
+                    weight.set_quantization(wscale, 0, axis or 0)
+                    if id(op) not in self.precomputed:
+                        shared[(source, axis)] = weight
+                wscale = weight.quantization.scale
                 n += 1
                 if b < len(op.inputs) and op.inputs[b] >= 0:
                     bias = sg.private_input(op, b, "_quantized")

@@ -408,3 +408,18 @@ def test_mediapipe_models_quantize_and_run(mediapipe_model, mode, tmp_path):
     floor = MIN_COSINE[mode].get(mediapipe_model.stem, DEFAULT_FLOOR[mode])
     assert min(cos) >= floor, (cos, floor)
     assert float(np.median(cos)) >= MEDIAN_COSINE[mode], cos
+
+
+def test_a_weight_several_ops_read_stays_one_int8_tensor():
+    # gru_fp32 unrolls 8 steps over two shared kernels ([72,24] read by 7 FULLY_CONNECTED
+    # ops, [72,16] by 8): one int8 copy each, not one per op (the file doubled before).
+    source = tflopt.load(MODELS / "gru_fp32.tflite")
+    fcs = [op for op in source.main.operators if op.name == "FULLY_CONNECTED"]
+    float_kernels = {op.inputs[1] for op in fcs}
+    cal = np.load(DATA / "gru_calib.npz")
+    m = quantized("gru_fp32", "int8", [[cal[k][i] for k in cal.files] for i in range(16)])
+    int8_fcs = [op for op in m.main.operators if op.name == "FULLY_CONNECTED" and op.input(1).type == TensorType.INT8]
+    assert len(int8_fcs) == len(fcs)
+    assert len({op.inputs[1] for op in int8_fcs}) == len(float_kernels) < len(fcs)
+    assert len(m.to_bytes()) < (MODELS / "gru_int8.tflite").stat().st_size   # the converter's own int8 file
+    runtime.run(tflopt.load(m.to_bytes()))
