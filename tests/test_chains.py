@@ -16,8 +16,11 @@ from conftest import MODELS
 
 
 def _key(w):
-    # Passes may rename or replace weight tensors; the consumer and what it computes stay.
-    return w.op.name, w.op.output(0).name
+    # Passes rename and replace weight tensors, and int8 renames graph outputs (X -> X_int8);
+    # the consumer's kind and its place among the ops of that kind stay.
+    sg = w.subgraph
+    same = [op for op in sg.operators if op.name == w.op.name]
+    return sg.model.subgraphs.index(sg), w.op.name, next(i for i, op in enumerate(same) if op is w.op), w.position
 
 
 def _snapshot(model):
@@ -44,13 +47,13 @@ def check_chain(model, before: dict, ctx, *, k: int | None, pruned: bool, per_ch
     masks = ctx.facts.get("pruned_masks", {})
     clustered = ctx.facts.get("clustered", {})
     checked = 0
-    for w in find_weights(model):
-        if _key(w) not in before:
-            continue
-        name, _ = before[_key(w)]
-        key = f"{model.subgraphs.index(w.subgraph)}/{name}"
+    after = {_key(w): w for w in find_weights(model)}
+    for bkey, (name, _) in before.items():
+        key = f"{bkey[0]}/{name}"
         if pruned and key not in masks or k is not None and key not in clustered:
             continue
+        assert bkey in after, f"{name}: the weight prune/cluster touched is no longer found"
+        w = after[bkey]
         values = float_values(w.tensor)
         stored = to_dense(w.tensor)
         zero = stored == (0 if stored.dtype.kind == "f" else _zero_point(w))
