@@ -12,7 +12,7 @@ from tflopt.pipeline import PassContext, run_pipeline
 from tflopt.sparse import to_dense
 from tflopt.weights import find_weights, float_values
 
-from conftest import MODELS
+from conftest import DATA, MODELS
 
 
 def _key(w):
@@ -159,3 +159,18 @@ def test_density_plot_through_the_chain(tmp_path):
         return
     out = density_plot(staged, tmp_path / "d.png", max_tensors=2)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_plot_command_draws_each_pass_and_fails_cleanly(tmp_path, capsys):
+    from tflopt.cli import main
+    out = tmp_path / "d.png"
+    args = ["plot", str(MODELS / "convnet_fp32.tflite"), "-o", str(out), "--max-tensors", "2",
+            "-p", "prune(sparsity=0.5,sizes=false),cluster(clusters=16,sizes=false),quantize(mode=int8)",
+            "--calibration", str(DATA / "convnet_calib.npz")]
+    assert main(args) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    assert not list(tmp_path.glob(".*.tmp"))
+    bad = tmp_path / "bad.png"
+    assert main(["plot", str(tmp_path / "missing.tflite"), "-o", str(bad), "-p", "prune"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.tflite" in err[0] and not bad.exists()

@@ -23,6 +23,7 @@ _COMMANDS = {
     "passes": "tflopt.commands:passes_cmd",
     "compare": "tflopt.compare:compare_cmd",
     "audit": "tflopt.audit.cli:audit_cmd",
+    "plot": "tflopt.plot:plot_cmd",
 }
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 import numpy as np
 
+from .commands import MODEL_ARG
 from .errors import TfloptError
 from .model import Model
 from .pipeline import PassContext, run_pipeline
@@ -40,9 +42,12 @@ def stages(model: Model, pipelines: list[str], ctx: PassContext | None = None) -
     return out
 
 
-def _key(ref) -> tuple[str, str]:
-    # Passes may replace a weight tensor; its consumer and the consumer's output stay.
-    return ref.op.name, ref.op.output(0).name
+def _key(ref) -> tuple[int, str, int, int]:
+    # Passes replace weight tensors, and int8 renames graph outputs (X -> X_int8); the
+    # consumer's kind, its place among the ops of that kind and the operand stay.
+    same = [op for op in ref.subgraph.operators if op.name == ref.op.name]
+    return (ref.subgraph.model.subgraphs.index(ref.subgraph), ref.op.name,
+            next(i for i, op in enumerate(same) if op is ref.op), ref.position)
 
 
 def density_plot(staged: list[tuple[str, Model]], path, *, name_regex: str | None = None, max_tensors: int = 3,
@@ -75,7 +80,8 @@ def density_plot(staged: list[tuple[str, Model]], path, *, name_regex: str | Non
             ax.tick_params(labelsize=6)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    from .io import atomic_write
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     return path
 
@@ -95,3 +101,28 @@ def _distinct(ref) -> str:
 def _short(text: str, n: int = 36) -> str:
     text = re.sub(r",sizes=false", "", text)
     return text if len(text) <= n else "..." + text[-(n - 3):]
+
+
+@click.command("plot")
+@MODEL_ARG
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The PNG to write (atomically).")
+@click.option("-p", "--pipeline", required=True,
+              help="Passes, one column each, e.g. 'prune(sparsity=0.5),cluster(clusters=16),quantize(mode=int8)'.")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None,
+              help="Calibration samples for passes that need them (as for optimize).")
+@click.option("--tensors", default=None, help="Regex of the kernels to plot (default: the largest).")
+@click.option("--max-tensors", type=click.IntRange(1, 12), default=3, show_default=True)
+def plot_cmd(model: Path, output: Path, pipeline: str, calibration, tensors, max_tensors: int):
+    """Histogram MODEL's largest (or chosen) kernels after each pass of PIPELINE (needs matplotlib)."""
+    from .io import load
+    from .pipeline import parse_pipeline
+    steps = [p.spec() for p in parse_pipeline(pipeline)]   # before any I/O, so a typo fails fast
+    _pyplot()
+    m = load(model)
+    ctx = PassContext()
+    if calibration is not None:
+        from .calibration import load_calibration
+        ctx.calibration = load_calibration(calibration, m)
+    density_plot(stages(m, steps, ctx), output, name_regex=tensors, max_tensors=max_tensors)
+    click.echo(f"wrote {output}")
