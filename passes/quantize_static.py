@@ -21,10 +21,15 @@ from tflopt.pipeline import PassContext, PassResult, get_pass
 from tflopt.quantization import affine_params, quantize_affine, quantize_bias, quantize_symmetric
 from tflopt.recipe import Selector
 from tflopt.schema import BuiltinOptions, TensorType, fb
+from tflopt.sparse import to_dense
 from tflopt.versioning import update_versions
-from tflopt.weights import float_values
+from tflopt.weights import LOOK_THROUGH, float_values, stored_constant
 
+from .dequantize import FP16_METADATA
+from .prune import weight_slots
 from .qkernels import BIAS_TYPE_OPTION, FIXED_OUTPUT, SAME_SCALE, WEIGHTED, kernel_ops
+from .quantize_weights import float16_behind_dequantize
+from .sparsify import DENSIFY_OVERHEAD, sparsify_slot
 
 # Calibration sets miss the extremes of unseen data, and clipping costs far more than
 # rounding. int16 has 256x int8's resolution, so widening measured ranges by half (0.6 bit)
@@ -332,6 +337,82 @@ def _needs_dequantize(model: Model) -> bool:
     return False
 
 
+# -- storage the input came with --------------------------------------------------------------
+# Quantizing starts from a dequantized (dense float32) model; without these, weights that stay
+# float would come out float32 and weights that were sparse would come out dense, so the file
+# could grow past the input's (face_landmark_with_attention +29%, pose_detection +22%).
+def stored_forms(model: Model) -> dict[tuple[int, int], tuple[Operator, str | None, bool]]:
+    """(id(op), position) -> (op, name of the float16 constant read through DEQUANTIZE or
+    None, whether the constant is stored sparse). The op is kept so its id stays unique."""
+    forms = {}
+    for sg in model.subgraphs:
+        producers = sg.producer_map()
+        for op in sg.operators:
+            if op.name in LOOK_THROUGH:
+                continue
+            for pos, t in enumerate(op.inputs):
+                if t < 0:
+                    continue
+                root, via = stored_constant(sg, t, producers)
+                if root is None:
+                    continue
+                fp16 = root.type == TensorType.FLOAT16 and any(v.name == "DEQUANTIZE" for v in via)
+                if fp16 or root.sparsity is not None:
+                    forms[(id(op), pos)] = (op, root.name if fp16 else None, root.sparsity is not None)
+    return forms
+
+
+def _decode_sparse(model: Model) -> None:
+    """Sparse weights read directly (the float FC kernel's form) survive ``dequantize``, and
+    the rewrite would put dense integers under their sparsity parameters (a model the FC
+    kernel rejects): decode them; ``restore_storage`` re-encodes them for the new kernel."""
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            if t.sparsity is not None and t.is_constant:
+                dense = to_dense(t)
+                t.raw.sparsity = None
+                t.set_data(dense, t.type)
+
+
+def restore_storage(model: Model, forms: dict, fp16_metadata: bytes | None, warnings: list[str]) -> dict:
+    """Float32 constants that were float16 and still feed float ops go back to float16 +
+    DEQUANTIZE; weights that were sparse are stored sparse again (int8 or float) where a
+    kernel path takes it and it saves bytes."""
+    counts = {"float16": 0, "sparse": 0}
+    sparse_roots: set[tuple[int, int]] = set()
+    for sg in model.subgraphs:
+        here = {id(op) for op in sg.operators}
+        mine = [(op, pos, name16, sparse) for (oid, pos), (op, name16, sparse) in forms.items() if oid in here]
+        fp16: dict[int, str] = {}
+        for op, pos, name16, _ in mine:
+            t = op.inputs[pos]
+            tensor = sg.tensors[t]
+            # Quantized ops read private integer copies, so a float32 constant left here is
+            # read by float ops only; a DEQUANTIZE costs about what a DENSIFY does, so tiny
+            # constants stay float32.
+            if name16 is not None and tensor.type == TensorType.FLOAT32 and tensor.is_constant \
+                    and t not in sg.outputs and 2 * tensor.num_elements > DENSIFY_OVERHEAD + len(name16):
+                fp16.setdefault(t, name16)
+        for t, name16 in fp16.items():
+            float16_behind_dequantize(sg, sg.tensors[t], sg.consumers(t), name=name16, out_name=sg.tensors[t].name)
+            counts["float16"] += 1
+        producers = sg.producer_map()
+        for op, pos, _, sparse in mine:
+            root = stored_constant(sg, op.inputs[pos], producers)[0] if sparse else None
+            if root is not None:
+                sparse_roots.add((id(sg), root.index))
+    if counts["float16"] and fp16_metadata is not None:
+        model.set_metadata(FP16_METADATA, fp16_metadata)
+    for slot in weight_slots(model, ops=None):
+        if not slot.skip and (id(slot.ref.subgraph), slot.tensor.index) in sparse_roots:
+            # Sparse in the input means worth it there: keep it whenever it still saves bytes.
+            if sparsify_slot(slot, min_sparsity=0.0, warnings=warnings) is not None:
+                counts["sparse"] += 1
+    model.remove_unused()
+    update_versions(model)
+    return counts
+
+
 def _boundary_warnings(sg: Subgraph, options, plan: Plan) -> list[str]:
     out = []
     if options.input_type != "float32":
@@ -364,10 +445,12 @@ def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
                           "(.npz, .npy, image folder, module:function, or random:N to only test that it runs)")
     warnings: list[str] = list(getattr(ctx.calibration, "warnings", []))
     stats: dict = {"mode": mode, "subgraphs": {}}
+    forms, fp16_metadata = stored_forms(model), model.get_metadata(FP16_METADATA)
     if _needs_dequantize(model):
         result = get_pass("dequantize")().run(model, ctx)
         stats["dequantized"] = result.stats
         warnings.extend(result.warnings)
+        _decode_sparse(model)
     entries, called = entry_subgraphs(model)
     if called:
         warnings.append(f"control-flow subgraph(s) {sorted(called)} stay float; their callers are wrapped")
@@ -404,6 +487,8 @@ def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
         stats["subgraphs"][index] = sub
         warnings.extend(_boundary_warnings(sg, options, plan))
         changed = True
+    if forms:
+        stats["restored_storage"] = restore_storage(model, forms, fp16_metadata, warnings)
     stats["quantized_ops"] = sum(s["quantized_ops"] for s in stats["subgraphs"].values())
     stats["float_ops"] = dict(sorted(left_float.items()))
     if left_float:

@@ -144,9 +144,7 @@ def _float16(model: Model, selector: Selector, options, stats: dict, warnings: l
             elif root.sparsity is not None:
                 _sparse_to_float16(sg, root, chosen, counts)
             else:
-                fp16 = sg.add_tensor(root.name, root.shape, TensorType.FLOAT16,
-                                     data=to_float16(root.data), shape_signature=root.shape_signature)
-                _insert_dequantize(sg, fp16, [(op, pos) for op, pos, via in chosen], f"{root.name}_dequantize")
+                float16_behind_dequantize(sg, root, [(op, pos) for op, pos, via in chosen])
                 counts["quantized"] += 1
     if counts["already_float16"]:
         warnings.append(f"{counts['already_float16']} weight(s) were already float16 and were left as they are")
@@ -157,6 +155,15 @@ def _float16(model: Model, selector: Selector, options, stats: dict, warnings: l
         model.set_metadata(FP16_METADATA, FP16_ACC)
     stats.update(counts)
     stats["quantized"] = counts["quantized"] + counts["sparse_float16"]
+
+
+def float16_behind_dequantize(sg: Subgraph, root: Tensor, uses: list[tuple[Operator, int]], *,
+                              name: str | None = None, out_name: str | None = None) -> Tensor:
+    """A float16 copy of the float32 constant ``root`` feeding the given uses through a
+    DEQUANTIZE; returns the DEQUANTIZE output."""
+    fp16 = sg.add_tensor(name or root.name, root.shape, TensorType.FLOAT16,
+                         data=to_float16(root.data), shape_signature=root.shape_signature)
+    return _insert_dequantize(sg, fp16, uses, out_name or f"{root.name}_dequantize")
 
 
 def _sparse_to_float16(sg: Subgraph, root: Tensor, chosen, counts: dict) -> None:

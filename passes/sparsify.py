@@ -110,54 +110,63 @@ class Sparsify(Pass):
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
         rows, changed = [], False
         for slot in (s for s in slots if not s.skip):
-            t = slot.tensor
-            if t.sparsity is not None:
-                continue
-            dense = slot.stored
-            zeros = float(np.mean(dense == 0)) if dense.size else 0.0
-            if zeros < o.min_sparsity or dense.dtype.kind not in "fi" or np.any(slot.zero_stored() != 0):
-                continue
-            kernel = _fc_kernel_blocks(slot, model) if o.fc_kernel else None
-            choice, form = None, None
-            if kernel is not None:
-                fits = [e for e in _encodings(dense, [b for b in kernel if b]) if e[3] in kernel]
-                if fits:
-                    choice, form = min(fits, key=lambda e: e[0]), "fc_kernel"
-            if choice is None:
-                if dense.dtype.kind == "i" and any(op.name == "FULLY_CONNECTED" for op, _ in _readers(slot)):
-                    # XNNPACK claims an FC whose integer weights come out of DENSIFY, then
-                    # fails to prepare it, so the model would not load with the default delegate.
-                    warnings.append(f"{slot.name}: integer FC weights that fit no sparse FC kernel stay dense")
-                    continue
-                choice, form = min(_encodings(dense, [4, 16]), key=lambda e: e[0]), "densify"
-            nbytes, values, params, block = choice
-            overhead = 0
-            if form == "densify":
-                q = t.quantization
-                overhead = DENSIFY_OVERHEAD + len(t.name) + (0 if q is None else QUANT_BYTES_PER_CHANNEL * q.scale.size)
-            if nbytes + overhead >= dense.nbytes:
-                continue
-            before = slot.figures(o.sizes)
-            if form == "densify":
-                self._densify(slot)
-            t.raw.sparsity = params
-            t.set_data(values, t.type)
-            changed = True
-            rows.append({"form": form, "block": f"1x{block}" if block else "random",
-                         **size_stats(before, slot.figures(o.sizes))})
+            row = sparsify_slot(slot, min_sparsity=o.min_sparsity, fc_kernel=o.fc_kernel, sizes=o.sizes,
+                                warnings=warnings)
+            if row is not None:
+                rows.append(row)
+                changed = True
         if changed:
             update_versions(model)
         stats = {"sparsified_tensors": len(rows), "tensors": rows}
         stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)
 
-    @staticmethod
-    def _densify(slot) -> None:
-        """Readers of the constant now read a DENSIFY output, placed before the first of them."""
-        t, sg = slot.tensor, slot.ref.subgraph
-        users = sg.consumers(t.index)
-        out = sg.add_tensor(t.name + "_densified", t.shape, t.type)
-        out.raw.quantization = copy.deepcopy(t.raw.quantization)
-        first = min(op.index for op, _ in users)
-        sg.replace_uses(t.index, out.index, ops=[op for op, _ in users], graph_outputs=False)
-        sg.insert_operator(first, "DENSIFY", [t.index], [out.index])
+
+def _densify(slot) -> None:
+    """Readers of the constant now read a DENSIFY output, placed before the first of them."""
+    t, sg = slot.tensor, slot.ref.subgraph
+    users = sg.consumers(t.index)
+    out = sg.add_tensor(t.name + "_densified", t.shape, t.type)
+    out.raw.quantization = copy.deepcopy(t.raw.quantization)
+    first = min(op.index for op, _ in users)
+    sg.replace_uses(t.index, out.index, ops=[op for op, _ in users], graph_outputs=False)
+    sg.insert_operator(first, "DENSIFY", [t.index], [out.index])
+
+
+def sparsify_slot(slot, *, min_sparsity: float, fc_kernel: bool = True, sizes: bool = False,
+                  warnings: list[str]) -> dict | None:
+    """Store one dense weight sparse in the smallest form its readers run, if that saves
+    bytes; returns the per-tensor row, or None when it stays dense."""
+    t = slot.tensor
+    if t.sparsity is not None:
+        return None
+    dense = slot.stored
+    zeros = float(np.mean(dense == 0)) if dense.size else 0.0
+    if zeros < min_sparsity or dense.dtype.kind not in "fi" or np.any(slot.zero_stored() != 0):
+        return None
+    kernel = _fc_kernel_blocks(slot, t.model) if fc_kernel else None
+    choice, form = None, None
+    if kernel is not None:
+        fits = [e for e in _encodings(dense, [b for b in kernel if b]) if e[3] in kernel]
+        if fits:
+            choice, form = min(fits, key=lambda e: e[0]), "fc_kernel"
+    if choice is None:
+        if dense.dtype.kind == "i" and any(op.name == "FULLY_CONNECTED" for op, _ in _readers(slot)):
+            # XNNPACK claims an FC whose integer weights come out of DENSIFY, then
+            # fails to prepare it, so the model would not load with the default delegate.
+            warnings.append(f"{slot.name}: integer FC weights that fit no sparse FC kernel stay dense")
+            return None
+        choice, form = min(_encodings(dense, [4, 16]), key=lambda e: e[0]), "densify"
+    nbytes, values, params, block = choice
+    overhead = 0
+    if form == "densify":
+        q = t.quantization
+        overhead = DENSIFY_OVERHEAD + len(t.name) + (0 if q is None else QUANT_BYTES_PER_CHANNEL * q.scale.size)
+    if nbytes + overhead >= dense.nbytes:
+        return None
+    before = slot.figures(sizes)
+    if form == "densify":
+        _densify(slot)
+    t.raw.sparsity = params
+    t.set_data(values, t.type)
+    return {"form": form, "block": f"1x{block}" if block else "random", **size_stats(before, slot.figures(sizes))}
