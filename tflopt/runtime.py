@@ -84,7 +84,7 @@ def quiet_tf_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _cut_ops(model, doomed_names: set[str]):
+def cut_ops(model, doomed_names: set[str]):
     """Remove ops named in ``doomed_names`` from subgraph 0 and everything downstream of them;
     what fed them becomes a graph output, so the rest can still be compared."""
     sg = model.main
@@ -131,5 +131,5 @@ def runnable(model, *, xnnpack: bool = True):
             if not found:
                 raise
             cut.append("CUSTOM:" + found.group(1))
-            m = _cut_ops(m, {cut[-1]})
+            m = cut_ops(m, {cut[-1]})
     raise RuntimeError("could not make the model runnable")

@@ -291,7 +291,8 @@ class _Accumulator:
 
 
 def cut_custom_ops(model):
-    """(copy that the builtin kernels can run with every tensor index kept, cut op names)."""
+    """(the model, or a copy with the custom ops the builtin kernels cannot run cut and every
+    tensor index kept; the cut op names). Callers only read what it returns."""
     from tflopt.runtime import runnable
     _, cut = runnable(model, xnnpack=False)
     return _cut_known(model, cut), cut
@@ -340,17 +341,6 @@ def gather(model, specs: list[LayerSpec], samples: Iterable[list[np.ndarray]], *
 
 
 def _cut_known(model, cut: list[str]):
-    m = model.clone()
-    if not cut:
-        return m
-    sg = m.main
-    doomed, dead, outputs = set(cut), set(), []
-    for op in list(sg.operators):
-        if op.name in doomed or any(t in dead for t in op.inputs if t >= 0):
-            dead.update(op.outputs)
-            outputs.extend(t for t in op.inputs if t >= 0 and t not in dead and not sg.tensors[t].is_constant)
-            sg.remove_operator(op)
-    outs = [t for t in sg.outputs if t not in dead]
-    sg.raw.outputs = outs + [t for t in dict.fromkeys(outputs) if t not in outs]
-    m.raw.signatureDefs = []
-    return m
+    """``model`` itself when nothing is cut (the caller only reads it), else a cut copy."""
+    from tflopt.runtime import cut_ops
+    return cut_ops(model.clone(), set(cut)) if cut else model
