@@ -19,6 +19,11 @@ FIXED_OUTPUT = {
     16: {"LOGISTIC": (1 / 32768, 0), "SOFTMAX": (1 / 32768, 0), "TANH": (1 / 32768, 0)},
 }
 
+# Activations that only clamp: a tensor read by one of them alone needs no encoding beyond what
+# it lets through (the fused activations' intervals, RELU [0, inf), RELU6 [0, 6], RELU_N1_TO_1
+# [-1, 1]); Plan gives such a tensor the activation output's encoding.
+CLIPPING = {"RELU", "RELU6", "RELU_N1_TO_1"}
+
 # op -> (data input, weight input, bias input, weight output-channel axis)
 WEIGHTED = {
     "CONV_2D": (0, 1, 2, 0),
