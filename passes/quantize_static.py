@@ -436,8 +436,6 @@ def restore_storage(model: Model, forms: dict, fp16_metadata: bytes | None, warn
             # Sparse in the input means worth it there: keep it whenever it still saves bytes.
             if sparsify_slot(slot, min_sparsity=0.0, warnings=warnings) is not None:
                 counts["sparse"] += 1
-    model.remove_unused()
-    update_versions(model)
     return counts
 
 
@@ -523,9 +521,9 @@ def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
         listed = ", ".join(f"{k} x{v}" for k, v in sorted(left_float.items()))
         warnings.append(f"{sum(left_float.values())} op(s) stay float (no {mode} kernel, not selected, or no "
                         f"calibration range): {listed}")
+    if changed or forms:
+        model.remove_unused()
+        update_versions(model)
     if not changed:
         warnings.append(f"no op could be quantized to {mode}")
-        return PassResult(False, stats, warnings)
-    model.remove_unused()
-    update_versions(model)
-    return PassResult(True, stats, warnings)
+    return PassResult(changed, stats, warnings)
