@@ -14,7 +14,6 @@ every output the stock interpreter can compute (custom ops it cannot run are cut
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -22,18 +21,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "fixtures"))
 
-
-def _fixture(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "fixtures" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+import fetch_mediapipe  # noqa: E402
+import fetch_photos  # noqa: E402
 
 
 def photos(model, path, *, split: str, limit: int = 0) -> list[list[np.ndarray]]:
     """The calibration or evaluation photos as the model's input samples."""
-    return _fixture("fetch_photos").photo_samples(model, path, split=split, limit=limit)
+    return fetch_photos.photo_samples(model, path, split=split, limit=limit)
 
 
 def snr_db(ref: list[np.ndarray], out: list[np.ndarray]) -> float:
@@ -75,7 +71,7 @@ def compare(path, *, samples: int = 16, waves: int = 8, sparsity: float = 0.5) -
 
 
 def corpus() -> list[Path]:
-    return [Path(p) for p in _fixture("fetch_mediapipe").mediapipe_models()]
+    return [Path(p) for p in fetch_mediapipe.mediapipe_models()]
 
 
 DIGITS_PIPELINES = {

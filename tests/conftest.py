@@ -21,11 +21,16 @@ def fixture_paths(pattern: str = "*.tflite") -> list[Path]:
     return sorted(MODELS.glob(pattern))
 
 
-def _fetch_module():
-    spec = importlib.util.spec_from_file_location("fetch_mediapipe", FIXTURES / "fetch_mediapipe.py")
+def load_module(path: Path):
+    """A script beside the package (fixtures/, benchmarks/) imported by its path."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _fetch_module():
+    return load_module(FIXTURES / "fetch_mediapipe.py")
 
 
 _corpus: list[Path] | None = None

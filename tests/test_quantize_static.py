@@ -2,7 +2,6 @@
 integer encodings the kernels require, model boundaries, control flow, any input, errors."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -17,7 +16,7 @@ from tflopt.errors import PipelineError, TfloptError
 from tflopt.pipeline import PassContext, run_pipeline
 from tflopt.schema import BuiltinOptions, TensorType, fb
 
-from conftest import DATA, FIXTURES, MODELS
+from conftest import DATA, FIXTURES, MODELS, load_module
 
 
 @pytest.fixture(scope="module")
@@ -399,10 +398,7 @@ def test_every_calibration_method_gives_a_working_model(digits, method):
 
 # -- the mediapipe corpus ----------------------------------------------------------------
 def _fetch_photos():
-    spec = importlib.util.spec_from_file_location("fetch_photos", FIXTURES / "fetch_photos.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(FIXTURES / "fetch_photos.py")
 
 
 def mediapipe_fidelity(original, quant, inputs) -> tuple[list[float], list[float]]:

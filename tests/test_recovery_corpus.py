@@ -5,16 +5,11 @@ See benchmarks/bench_recovery.py, which prints the whole table with timings.
 """
 from __future__ import annotations
 
-import importlib.util
-
-from conftest import ROOT
+from conftest import ROOT, load_module
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_recovery", ROOT / "benchmarks" / "bench_recovery.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(ROOT / "benchmarks" / "bench_recovery.py")
 
 
 def test_obs_pruning_beats_magnitude_pruning_on_output_snr(mediapipe_model):
