@@ -16,19 +16,50 @@ def _content(model) -> bytes:
     return Path(model).read_bytes()
 
 
-def interpreter(model, *, xnnpack: bool = True, preserve_all: bool = False, num_threads: int = 1):
+def interpreter(model, *, xnnpack: bool = True, preserve_all: bool = False, num_threads: int = 1,
+                input_shapes=None):
     """An allocated LiteRT interpreter for a Model, bytes or a path.
 
     ``xnnpack=False`` uses the builtin kernels only, so results do not depend on which ops
     the default delegate takes; ``preserve_all`` keeps intermediates readable after invoke.
+    ``input_shapes`` (by input name, or a list in input order) resizes inputs *before* the
+    first allocation: a model whose stored shape is a placeholder (``[1, 1]`` for a
+    ``[-1, -1]`` signature) may not even prepare at that shape.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interp = Interpreter(model_content=_content(model), num_threads=num_threads,
                          experimental_op_resolver_type=resolver,
                          experimental_preserve_all_tensors=preserve_all)
+    if input_shapes:
+        details = interp.get_input_details()
+        if isinstance(input_shapes, dict):
+            unknown = sorted(set(input_shapes) - {d["name"] for d in details})
+            if unknown:
+                raise ValueError(f"no input named {unknown[0]!r} (inputs: {', '.join(d['name'] for d in details)})")
+            shapes = [input_shapes.get(d["name"]) for d in details]
+        else:
+            shapes = list(input_shapes) + [None] * (len(details) - len(input_shapes))
+        for d, shape in zip(details, shapes):
+            if shape is not None and list(shape) != list(d["shape"]):
+                interp.resize_tensor_input(d["index"], [int(x) for x in shape])
     interp.allocate_tensors()
     return interp
+
+
+def parse_input_shapes(specs) -> dict[str, list[int]]:
+    """``["NAME=1,1760", ...]`` (the ``--input-shape`` option) -> {name: [1, 1760]}."""
+    out: dict[str, list[int]] = {}
+    for spec in specs or ():
+        name, sep, dims = str(spec).rpartition("=")
+        try:
+            shape = [int(x) for x in dims.split(",") if x.strip()]
+        except ValueError:
+            shape = []
+        if not sep or not name or not shape or any(x <= 0 for x in shape):
+            raise ValueError(f"--input-shape {str(spec)[:80]!r}: want NAME=D1,D2,... with positive sizes")
+        out[name] = shape
+    return out
 
 
 def random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
