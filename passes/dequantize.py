@@ -47,6 +47,17 @@ def has_quantized_activations(model: Model) -> bool:
     return any(_is_quantized_int(t) and not t.is_constant for sg in model.subgraphs for t in sg.tensors)
 
 
+def integer_variables(model: Model) -> dict[str, str]:
+    """{resource variable (READ_VARIABLE output name): type} for variables read as quantized
+    integers (a full-integer streaming model's state)."""
+    out = {}
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if op.name == "READ_VARIABLE" and op.outputs and _is_quantized_int(op.output(0)):
+                out[op.output(0).name] = op.output(0).type_name
+    return out
+
+
 class _FloatBuffers:
     """Float32 copies of stored constants, one buffer per source buffer, so tensors that
     shared a constant still share it after dequantizing."""

@@ -6,7 +6,9 @@ turned back into float values where they are to be requantized.
 
 * float16 (the converter's pattern, reference §2.2): every float32 constant operand, weights
   and biases, becomes a float16 constant feeding a DEQUANTIZE (FLOAT16 -> FLOAT32) whose
-  output goes to the former consumers. Sparse weights behind DENSIFY stay sparse with float16
+  output goes to the former consumers, where float16 holds it (``float16_loss``): a constant
+  with a value float16 cannot hold (a 1e-10 epsilon, a 1e6 scale) stays float32 and is
+  reported in ``kept_float32``. Sparse weights behind DENSIFY stay sparse with float16
   stored values (sparse fp16 -> DENSIFY -> DEQUANTIZE, the pattern mediapipe ships). Weights
   already in float16 are left as they are. Custom ops keep their constants: their kernels may
   need them constant at prepare time.
@@ -21,14 +23,14 @@ import numpy as np
 
 from tflopt.model import Model, Operator, Subgraph, Tensor
 from tflopt.pipeline import PassResult
-from tflopt.quantization import quantize_symmetric, symmetric_scale, to_float16
+from tflopt.quantization import float16_loss, quantize_symmetric, symmetric_scale, to_float16
 from tflopt.recipe import Selector
 from tflopt.schema import TensorType
 from tflopt.versioning import update_versions
-from tflopt.weights import WEIGHT_OPERANDS, float_values, stored_constant
+from tflopt.weights import BIAS_OPERANDS, CALLS, WEIGHT_OPERANDS, branch_readers, float_values, stored_constant
 
 from .dequantize import (FP16_METADATA, _FloatBuffers, dequantize_hybrid_weights, dequantize_model,
-                         drop_fp16_metadata_if_unused, has_quantized_activations,
+                         drop_fp16_metadata_if_unused, has_quantized_activations, integer_variables,
                          materialize_constant_producers)
 
 DYNAMIC_MIN_ELEMENTS = 1024
@@ -60,10 +62,11 @@ def quantize_weights(model: Model, ctx, options) -> PassResult:
     selector = Selector.from_options(options)
     stats: dict = {"mode": options.mode}
     warnings: list[str] = []
-    if has_quantized_activations(model):
+    full_integer = has_quantized_activations(model)
+    if full_integer:
+        size_before, state = len(model.to_bytes()), integer_variables(model)
         dequantize_model(model, "all")
         stats["dequantized_full_integer"] = True
-        warnings.append("full-integer input was dequantized to float before weight quantization")
     if options.mode == "float16":
         _float16(model, selector, options, stats, warnings)
     else:
@@ -73,8 +76,34 @@ def quantize_weights(model: Model, ctx, options) -> PassResult:
     drop_fp16_metadata_if_unused(model)
     stats["versions"] = update_versions(model)
     model.remove_unused()
+    if full_integer:
+        size_after = len(model.to_bytes())
+        stats["bytes"] = {"before": size_before, "after": size_after}
+        warnings.insert(0, _full_integer_warning(options.mode, size_before, size_after, state))
     changed = bool(stats.get("quantized") or stats.get("dequantized_full_integer") or stats["versions"])
     return PassResult(changed=changed, stats=stats, warnings=warnings)
+
+
+def _full_integer_warning(mode: str, before: int, after: int, state: dict[str, str]) -> str:
+    """Plain words for what a weight-only mode does to a full-integer model: it gets larger."""
+    size = f"grows from {before:,} to {after:,} bytes ({(after - before) / before:+.1%})" if after > before \
+        else f"goes from {before:,} to {after:,} bytes"
+    weights = "stored as float16, 2 bytes where they took 1" if mode == "float16" else "requantized to int8"
+    held = (f" and {len(state)} resource variable(s) of {'/'.join(sorted(set(state.values())))} state "
+            f"({', '.join(sorted(state)[:3])})") if state else ""
+    return (f"the input is a full-integer model and mode={mode} computes in float: every integer activation{held} "
+            f"becomes float32 (4x the memory, float kernels) and its integer weights are {weights}; the file {size}. "
+            f"quantize(mode=int8) keeps it integer")
+
+
+def is_weight_use(model: Model, op: Operator, pos: int) -> bool:
+    """Whether input ``pos`` of ``op`` is a weight or bias slot: of a weighted op directly, or
+    an IF / WHILE operand that only such slots read in the subgraphs it calls."""
+    if op.name in CALLS:
+        readers = branch_readers(model, op, pos)
+        return bool(readers) and all(r is not None and is_weight_use(model, r, p) for _, r, p in readers)
+    return (pos in HYBRID_WEIGHTS.get(op.name, ((),))[0] or pos in WEIGHT_ONLY.get(op.name, ())
+            or WEIGHT_OPERANDS.get(op.name, (None,))[0] == pos or BIAS_OPERANDS.get(op.name) == pos)
 
 
 def _names(op: Operator, t: Tensor) -> list[str]:
@@ -111,6 +140,7 @@ def _insert_dequantize(sg: Subgraph, source: Tensor, consumers: list[tuple[Opera
 def _float16(model: Model, selector: Selector, options, stats: dict, warnings: list[str]) -> None:
     min_elements = options.min_elements or 0
     counts = {"quantized": 0, "already_float16": 0, "sparse_float16": 0, "kept_sparse_float32": 0, "skipped": 0}
+    kept: dict[str, str] = {}   # constant name -> why float16 cannot hold it
     buffers = _FloatBuffers(model)
 
     def wanted(op: Operator, root: Tensor) -> bool:
@@ -139,8 +169,12 @@ def _float16(model: Model, selector: Selector, options, stats: dict, warnings: l
                 continue
             if root.type == TensorType.FLOAT16:
                 counts["already_float16"] += 1
-            elif root.type != TensorType.FLOAT32:
                 continue
+            if root.type != TensorType.FLOAT32:
+                continue
+            loss = float16_loss(root.data, weight=all(is_weight_use(model, op, pos) for op, pos, _ in chosen))
+            if loss is not None:
+                kept[root.name] = loss
             elif root.sparsity is not None:
                 _sparse_to_float16(sg, root, chosen, counts)
             else:
@@ -151,9 +185,14 @@ def _float16(model: Model, selector: Selector, options, stats: dict, warnings: l
     if counts["kept_sparse_float32"]:
         warnings.append(f"{counts['kept_sparse_float32']} sparse weight(s) read directly by FULLY_CONNECTED stay "
                         "float32 (the sparse kernel needs float32)")
+    if kept:
+        listed = "; ".join(f"{name}: {why}" for name, why in list(kept.items())[:5])
+        more = f"; and {len(kept) - 5} more" if len(kept) > 5 else ""
+        warnings.append(f"{len(kept)} constant(s) kept float32, float16 cannot hold them: {listed}{more}")
     if counts["quantized"] or counts["sparse_float16"] or counts["already_float16"]:
         model.set_metadata(FP16_METADATA, FP16_ACC)
     stats.update(counts)
+    stats["kept_float32"] = kept
     stats["quantized"] = counts["quantized"] + counts["sparse_float16"]
 
 
@@ -241,9 +280,11 @@ def _gptq(model: Model, ctx, options, stats: dict, warnings: list[str]) -> dict:
 def _dynamic(model: Model, selector: Selector, options, stats: dict, warnings: list[str],
              rounded: dict | None = None) -> None:
     min_elements = DYNAMIC_MIN_ELEMENTS if options.min_elements is None else options.min_elements
-    counts = {"hybrid": 0, "weight_only": 0, "reused_int8": 0, "skipped_small": 0, "skipped_by_selection": 0}
+    counts = {"hybrid": 0, "weight_only": 0, "reused_int8": 0, "skipped_small": 0, "skipped_by_selection": 0,
+              "control_flow": 0}
     buffers = _FloatBuffers(model)
     for sg in model.subgraphs:
+        made: dict[tuple[int, int | None], Tensor] = {}   # (root, axis) -> its int8 tensor
         uses = _uses_by_root(sg, lambda op: _weight_positions(op, selector))
         all_or_none = _recurrent_groups(uses, sg, min_elements)
         for ri, us in uses.items():
@@ -262,10 +303,14 @@ def _dynamic(model: Model, selector: Selector, options, stats: dict, warnings: l
                 else:
                     counts["skipped_small"] += 1
             if chosen:
-                _quantize_root(sg, root, chosen, options, counts, buffers, rounded or {})
+                _quantize_root(sg, root, chosen, options, counts, buffers, rounded or {}, made)
+        _control_flow_weights(model, sg, selector, options, min_elements, counts, warnings, made)
         counts["float32_biases"] = counts.get("float32_biases", 0) + _float_operands_of_hybrids(sg, buffers)
+    if counts["control_flow"]:
+        warnings.append(f"{counts['control_flow']} weight operand(s) of IF / WHILE ops are int8 behind a DEQUANTIZE "
+                        "before the call: the called subgraphs compute in float32 on the dequantized values")
     stats.update(counts)
-    stats["quantized"] = counts["hybrid"] + counts["weight_only"]
+    stats["quantized"] = counts["hybrid"] + counts["weight_only"] + counts["control_flow"]
 
 
 def _float_operands_of_hybrids(sg: Subgraph, buffers) -> int:
@@ -301,7 +346,60 @@ def _recurrent_groups(uses, sg: Subgraph, min_elements: int) -> set[int]:
     return {k for k, n in biggest.items() if n >= min_elements}
 
 
-def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, buffers, rounded: dict) -> None:
+def _control_flow_weights(model: Model, sg: Subgraph, selector: Selector, options, min_elements: int,
+                          counts: dict, warnings: list[str], made: dict) -> None:
+    """Weights an IF / WHILE op passes to the subgraphs it calls as operands: inside those
+    subgraphs they are plain inputs, which ``_uses_by_root`` cannot see as constants. Where
+    only weight slots read them (``branch_readers``), they become int8 -> DEQUANTIZE before
+    the call (the operand stays float32, so the called subgraphs are unchanged)."""
+    producers = sg.producer_map()
+    uses: dict[int, list[tuple[Operator, int]]] = {}
+    readers_of: dict[int, list[Operator]] = {}
+    for op in sg.operators:
+        if op.name not in CALLS:
+            continue
+        for pos, ti in enumerate(op.inputs):
+            if ti < 0:
+                continue
+            root, via = stored_constant(sg, ti, producers)
+            if root is None or root.is_variable or root.sparsity is not None \
+                    or root.type not in (TensorType.FLOAT32, TensorType.FLOAT16):
+                continue
+            readers = branch_readers(model, op, pos)
+            weights = [(r, p) for _, r, p in readers if r is not None and is_weight_use(model, r, p)]
+            if not weights:
+                continue  # not a weight where it is used: left as it is, as in the main graph
+            if len(weights) != len(readers):
+                others = sorted({f"{r.name} in subgraph {g.index}" if r is not None else f"output of subgraph {g.index}"
+                                 for g, r, p in readers if r is None or not is_weight_use(model, r, p)})
+                warnings.append(f"{op.name} operand {root.name!r} is a weight in the called subgraphs but also "
+                                f"read as a value ({', '.join(others)}): it stays {root.type_name}")
+                continue
+            if not all(selector.decide(r.name, [root.name]).quantize for r, _ in weights):
+                counts["skipped_by_selection"] += 1
+                continue
+            if root.num_elements < min_elements:
+                counts["skipped_small"] += 1
+                continue
+            uses.setdefault(root.index, []).append((op, pos))
+            readers_of.setdefault(root.index, []).extend(r for r, _ in weights)
+    for ri, calls in uses.items():
+        root = sg.tensors[ri]
+        axes = {WEIGHT_OPERANDS.get(r.name, (None, None))[1] for r in readers_of[ri]}
+        axis = axes.pop() if len(axes) == 1 and options.per_channel else None
+        if axis is not None and axis >= len(root.shape):
+            axis = None
+        q = made.get((ri, axis))
+        if q is None:
+            data, scale = _int8_weight(float_values(root), axis, True)
+            q = made[(ri, axis)] = sg.add_tensor(root.name, root.shape, TensorType.INT8, data=data,
+                                                 quantization=(scale, np.zeros(scale.size, np.int64), axis or 0))
+        _insert_dequantize(sg, q, calls, f"{root.name}_dequantize")
+        counts["control_flow"] += len(calls)
+
+
+def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, buffers, rounded: dict,
+                   made: dict | None = None) -> None:
     groups: dict[tuple, list[tuple[Operator, int]]] = {}
     for op, pos, d in chosen:
         per_channel = options.per_channel if d.per_channel is None else d.per_channel
@@ -323,8 +421,12 @@ def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, bu
             pre = rounded.get(id(uses[0][0])) if len(uses) == 1 and len(chosen) == 1 else None
             if pre is not None and pre[2] == (axis if per_channel else None) and pre[1].size == scale.size:
                 data, scale = pre[0], np.asarray(pre[1], np.float32)   # GPTQ: same grid, other rounding
+            else:
+                pre = None
             q = sg.add_tensor(root.name, values.shape, TensorType.INT8, data=data,
                               quantization=(scale, np.zeros(scale.size, np.int64), axis or 0))
+            if made is not None and pre is None and (per_channel or axis is None):
+                made[(root.index, axis)] = q   # an IF / WHILE passing this weight on shares it
         if hybrid:
             for op, pos in uses:
                 op.set_input(pos, q.index)

@@ -73,10 +73,45 @@ def dequantize(q: np.ndarray, scale, zero_point, axis: int | None = None) -> np.
     return ((q.astype(np.float64) - z) * s).astype(np.float32)
 
 
+FLOAT16_MAX = float(np.finfo(np.float16).max)      # 65504
+FLOAT16_TINY = float(np.finfo(np.float16).tiny)    # 2**-14, the smallest normal float16
+FLOAT16_EPS = float(np.finfo(np.float16).eps)      # 2**-10: relative spacing of float16 values
+
+
+def float16_loss(values, *, weight: bool = False) -> str | None:
+    """Why casting these float32 values to float16 would change what they compute, or None
+    when the cast is lossless enough.
+
+    Lost: a finite value beyond float16's range (a ``1e6`` scale; the cast clamps it to
+    65504), or a non-zero value float16 only holds as a subnormal or zero (a ``1e-10``
+    epsilon: ``LOG(x + eps)`` becomes ``LOG(0)`` on silent input). Infinities and NaNs cast
+    exactly (a ``+inf`` clip bound stays +inf). ``weight=True`` (the values are a weighted
+    op's kernel or bias) only counts a flushed value when it is above the tensor's own float16
+    rounding error (``max|x| * 2**-11``): trained kernels hold a few values below 2**-14 and
+    flushing them changes the result less than rounding the largest weight does, which is why
+    the converter casts weights as they come."""
+    v = np.asarray(values, np.float32)
+    a = np.abs(v[np.isfinite(v)])
+    if not a.size:
+        return None
+    top = float(a.max())
+    if top > FLOAT16_MAX:
+        n = int(np.count_nonzero(a > FLOAT16_MAX))
+        return f"{n} value(s) beyond float16's range (max |x| {top:.4g} > {FLOAT16_MAX:g})"
+    floor = top * FLOAT16_EPS / 2 if weight else 0.0
+    tiny = (a > floor) & (a < FLOAT16_TINY)
+    if np.any(tiny):
+        n, low = int(np.count_nonzero(tiny)), float(a[tiny].min())
+        return (f"{n} non-zero value(s) below float16's smallest normal {FLOAT16_TINY:.3g} "
+                f"(min |x| {low:.3g}) would flush to zero or subnormal")
+    return None
+
+
 def to_float16(w: np.ndarray) -> np.ndarray:
-    """float16 with values clamped to the finite range first, as the converter does."""
-    fmax = float(np.finfo(np.float16).max)
-    return np.clip(np.asarray(w, np.float32), -fmax, fmax).astype(np.float16)
+    """float16 with finite values clamped to the finite range first, as the converter does;
+    infinities and NaNs stay what they are."""
+    w = np.asarray(w, np.float32)
+    return np.where(np.isfinite(w), np.clip(w, -FLOAT16_MAX, FLOAT16_MAX), w).astype(np.float16)
 
 
 def quantize_bias(bias: np.ndarray, input_scale: float, weight_scale: np.ndarray,

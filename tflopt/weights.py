@@ -113,3 +113,47 @@ def find_weights(model: Model, *, ops: list[str] | None = None, name_regex: str 
             seen.add(key)
             refs.append(WeightRef(sg, op, pos, t, via, axis if len(t.shape) > (axis or 0) else None))
     return refs
+
+
+# Control-flow ops -> the options fields naming the subgraphs they call, and how many leading
+# operands are not passed on (IF's condition).
+CALLS: dict[str, tuple[tuple[str, ...], int]] = {
+    "IF": (("thenSubgraphIndex", "elseSubgraphIndex"), 1),
+    "WHILE": (("condSubgraphIndex", "bodySubgraphIndex"), 0),
+}
+
+
+def branch_readers(model: Model, op: Operator, position: int) -> list[tuple[Subgraph, Operator | None, int]]:
+    """Who reads operand ``position`` of an IF / WHILE ``op`` inside the subgraphs it calls:
+    ``(subgraph, reader, input position)`` for every op reading it there, following nested
+    IF / WHILE, and ``(subgraph, None, output position)`` where it leaves a called subgraph
+    as an output other than a WHILE body handing it on unchanged to the next iteration.
+
+    Empty for other ops or the IF condition. The walk is iterative and visits each
+    (subgraph, tensor) once, so a cyclic or self-calling graph cannot loop."""
+    out: list[tuple[Subgraph, Operator | None, int]] = []
+    todo = [(op, position)]
+    seen: set[tuple[int, int]] = set()
+    while todo:
+        caller, pos = todo.pop()
+        spec = CALLS.get(caller.name)
+        if spec is None or caller.options is None or pos < spec[1]:
+            continue
+        for field in spec[0]:
+            index = getattr(caller.options, field, None)
+            if index is None or not 0 <= index < len(model.subgraphs):
+                continue
+            sg = model.subgraphs[index]
+            arg = pos - spec[1]
+            if arg >= len(sg.inputs) or (index, sg.inputs[arg]) in seen:
+                continue
+            t = sg.inputs[arg]
+            seen.add((index, t))
+            for reader, p in sg.consumers(t):
+                if reader.name in CALLS:
+                    todo.append((reader, p))   # its readers are the ones that matter
+                else:
+                    out.append((sg, reader, p))
+            passed_on = caller.name == "WHILE" and field == "bodySubgraphIndex"
+            out.extend((sg, None, k) for k, o in enumerate(sg.outputs) if o == t and not (passed_on and k == arg))
+    return out
