@@ -55,6 +55,8 @@ WEIGHT_ONLY: dict[str, tuple[int, ...]] = {"TRANSPOSE_CONV": (1,), "EMBEDDING_LO
                                             "CONV_3D": (1,)}
 # Depthwise hybrid insists on one scale per channel; per-tensor is a repeated scale there.
 NEEDS_CHANNEL_SCALES = {"DEPTHWISE_CONV_2D"}
+# Trained parameters outside the weighted ops: float16 judges them as weights (``float16_loss``).
+LEARNED_OPERANDS = {("PRELU", 1)}
 _SKIP_CONSUMERS = {"DEQUANTIZE", "DENSIFY", "QUANTIZE"}
 
 
@@ -103,7 +105,8 @@ def is_weight_use(model: Model, op: Operator, pos: int) -> bool:
         readers = branch_readers(model, op, pos)
         return bool(readers) and all(r is not None and is_weight_use(model, r, p) for _, r, p in readers)
     return (pos in HYBRID_WEIGHTS.get(op.name, ((),))[0] or pos in WEIGHT_ONLY.get(op.name, ())
-            or WEIGHT_OPERANDS.get(op.name, (None,))[0] == pos or BIAS_OPERANDS.get(op.name) == pos)
+            or WEIGHT_OPERANDS.get(op.name, (None,))[0] == pos or BIAS_OPERANDS.get(op.name) == pos
+            or (op.name, pos) in LEARNED_OPERANDS)
 
 
 def _names(op: Operator, t: Tensor) -> list[str]:
