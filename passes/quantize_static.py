@@ -467,23 +467,89 @@ _IO_TYPES = {"float32": TensorType.FLOAT32, "int8": TensorType.INT8, "uint8": Te
              "int16": TensorType.INT16}
 
 
-def already_quantized(model: Model, options, bits: int) -> str | None:
-    """What the model already is when it is what ``quantize(mode=...)`` would make of it, so
-    requantizing can only lose (fresh ranges, float32 state, QUANTIZE / DEQUANTIZE pairs);
-    None otherwise. Already: every quantized activation has the mode's type, the model
-    inputs and outputs have the requested types, no op with a kernel at this precision still
-    computes in float, and no selection or GPTQ option asks for something else."""
+def _boundary_changes(model: Model, options) -> list[tuple[Subgraph, str, int, int]] | None:
+    """How the entry subgraphs' inputs and outputs of a full-integer model reach the requested
+    types without touching the integer graph: ``(subgraph, kind, position, tensor)`` with kind
+    ``quantize_in`` (an integer input becomes float32 read by a QUANTIZE), ``drop_quantize``
+    (a float32 input read only by one QUANTIZE to the requested type: the input takes its
+    place), ``dequantize_out`` / ``drop_dequantize`` the same for outputs. None when a
+    boundary needs more than that (e.g. uint8)."""
+    changes = []
+    for index in entry_subgraphs(model)[0]:
+        sg = model.subgraphs[index]
+        for kind, tensors, want in (("in", sg.inputs, _IO_TYPES[options.input_type]),
+                                    ("out", sg.outputs, _IO_TYPES[options.output_type])):
+            for pos, t in enumerate(tensors):
+                tensor = sg.tensors[t]
+                if tensor.type == want or not (tensor.type == TensorType.FLOAT32 or tensor.is_quantized):
+                    continue
+                if want == TensorType.FLOAT32 and tensor.is_quantized \
+                        and tensor.type in (TensorType.INT8, TensorType.UINT8, TensorType.INT16):
+                    changes.append((sg, "quantize_in" if kind == "in" else "dequantize_out", pos, t))
+                    continue
+                if tensor.type != TensorType.FLOAT32:
+                    return None
+                if kind == "in":
+                    users = sg.consumers(t)
+                    if len(users) != 1 or users[0][0].name != "QUANTIZE" or t in sg.outputs \
+                            or users[0][0].output(0).type != want:
+                        return None
+                    changes.append((sg, "drop_quantize", pos, t))
+                else:
+                    producer = sg.producer(t)
+                    if producer is None or producer.name != "DEQUANTIZE" or producer.input(0).type != want \
+                            or len(sg.consumers(t)) or producer.inputs[0] in sg.outputs:
+                        return None
+                    changes.append((sg, "drop_dequantize", pos, t))
+    return changes
+
+
+def _apply_boundary_changes(model: Model, changes) -> None:
+    """Carry out ``_boundary_changes``; the boundary tensor keeps its name and signature entry."""
+    for sg, kind, pos, t in changes:
+        tensor = sg.tensors[t]
+        if kind in ("quantize_in", "dequantize_out"):
+            f = sg.add_tensor(tensor.name, tensor.shape, TensorType.FLOAT32, shape_signature=tensor.shape_signature)
+            tensor.name = f"{tensor.name}_{tensor.type_name.lower()}"
+            if kind == "quantize_in":
+                sg.insert_operator(0, "QUANTIZE", [f.index], [t])
+                sg.raw.inputs = [f.index if i == pos else x for i, x in enumerate(sg.inputs)]
+            else:
+                producer = sg.producer(t)
+                sg.insert_operator(0 if producer is None else producer.index + 1, "DEQUANTIZE", [t], [f.index])
+                sg.raw.outputs = [f.index if i == pos else x for i, x in enumerate(sg.outputs)]
+            model._rename_signature_tensor(sg, t, f.index, outputs=kind == "dequantize_out")
+            continue
+        if kind == "drop_quantize":
+            (op, _), = sg.consumers(t)
+            q = op.outputs[0]
+            sg.raw.inputs = [q if i == pos else x for i, x in enumerate(sg.inputs)]
+        else:
+            op = sg.producer(t)
+            q = op.inputs[0]
+            sg.raw.outputs = [q if i == pos else x for i, x in enumerate(sg.outputs)]
+        sg.remove_operator(op)
+        sg.tensors[q].name, tensor.name = tensor.name, f"{tensor.name}_float32"
+        model._rename_signature_tensor(sg, t, q, outputs=kind == "drop_dequantize")
+
+
+def already_quantized(model: Model, options, bits: int) -> tuple[str, list] | None:
+    """(what the model already is, the boundary changes it needs) when the model is already
+    what ``quantize(mode=...)`` would make of it, so requantizing can only lose (fresh ranges,
+    float32 state, QUANTIZE / DEQUANTIZE pairs); None otherwise. Already: every quantized
+    activation inside has the mode's type, no op with a kernel at this precision still
+    computes in float, the inputs and outputs reach the requested types with a QUANTIZE /
+    DEQUANTIZE at most, and no selection or GPTQ option asks for something else."""
     if options.weights != "rtn" or options.ops or options.skip_ops or options.include or options.exclude \
             or options.recipe:
         return None
     qtype = TensorType.INT8 if bits == 8 else TensorType.INT16
     table = kernel_ops(bits)
-    entries, _ = entry_subgraphs(model)
-    boundary: dict[tuple[int, int], int] = {}
-    for index in entries:
-        sg = model.subgraphs[index]
-        boundary.update({(index, t): _IO_TYPES[options.input_type] for t in sg.inputs})
-        boundary.update({(index, t): _IO_TYPES[options.output_type] for t in sg.outputs})
+    changes = _boundary_changes(model, options)
+    if changes is None:
+        return None
+    boundary = {(index, t) for index in entry_subgraphs(model)[0]
+                for t in list(model.subgraphs[index].inputs) + list(model.subgraphs[index].outputs)}
     n = 0
     for sg in model.subgraphs:
         for op in sg.operators:
@@ -491,17 +557,14 @@ def already_quantized(model: Model, options, bits: int) -> str | None:
                                         and not sg.tensors[t].is_constant for t in list(op.inputs) + list(op.outputs)):
                 return None
         for t in sg.tensors:
-            if t.is_constant or not (t.type == TensorType.FLOAT32 or t.is_quantized):
+            if t.is_constant or not t.is_quantized or (sg.index, t.index) in boundary:
                 continue
-            want = boundary.get((sg.index, t.index))
-            if want is not None:
-                if t.type != want:
-                    return None
-            elif t.is_quantized:
-                if t.type != qtype:
-                    return None
-                n += 1
-    return f"full {'int8' if bits == 8 else 'int16x8'} ({n} {TYPE_NAMES[qtype]} activations)" if n else None
+            if t.type != qtype:
+                return None
+            n += 1
+    if not n:
+        return None
+    return f"full {'int8' if bits == 8 else 'int16x8'} ({n} {TYPE_NAMES[qtype]} activations)", changes
 
 
 def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
@@ -511,10 +574,16 @@ def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
     if already is not None:
         # Requantizing would throw away the ranges it was calibrated with and turn its
         # integer state variables float32 (the stream fixture grew 8,752 -> 9,248 bytes).
-        return PassResult(False, {"mode": mode, "already": already, "subgraphs": {}, "quantized_ops": 0,
-                                  "float_ops": {}},
-                          [f"the model is already {already}: left as it is (dequantize first to requantize "
-                           "it from float with new calibration)"])
+        what, changes = already
+        _apply_boundary_changes(model, changes)
+        if changes:
+            model.remove_unused()
+            update_versions(model)
+        done = f"only its inputs / outputs changed type ({len(changes)})" if changes else "left as it is"
+        return PassResult(bool(changes), {"mode": mode, "already": what, "boundary_changes": len(changes),
+                                          "subgraphs": {}, "quantized_ops": 0, "float_ops": {}},
+                          [f"the model is already {what}: {done} (dequantize first to requantize it from "
+                           "float with new calibration)"])
     if ctx.calibration is None:
         raise TfloptError(f"quantize(mode={mode}) needs calibration data: pass --calibration PATH "
                           "(.npz, .npy, image folder, module:function, or random:N to only test that it runs)")

@@ -152,3 +152,28 @@ def test_weight_modes_on_full_int8_say_it_grows(mode):
     assert "full-integer" in said and "resource variable" in said and "4x the memory" in said
     if mode == "float16":
         assert "grows from" in said and result.stats["bytes"]["after"] > result.stats["bytes"]["before"]
+
+
+@pytest.mark.parametrize("source, options, reference", [
+    ("mlp_int8io", "", "mlp_int8"),                                      # int8 I/O -> float I/O
+    ("mlp_int8", ",input_type=int8,output_type=int8", "mlp_int8io"),     # float I/O -> int8 I/O
+])
+def test_int8_on_full_int8_only_retypes_the_boundary(source, options, reference):
+    """Another boundary type costs a QUANTIZE / DEQUANTIZE, not a requantized model: the
+    result computes exactly what the converter's model with those boundary types does."""
+    m, result = quantize(MODELS / f"{source}.tflite", f"quantize(mode=int8{options})", DATA / "mlp_calib.npz")
+    assert result.stats["boundary_changes"] == 2 and "already full int8" in result.warnings[0]
+    ref = MODELS / f"{reference}.tflite"
+    got_interp, ref_interp = runtime.interpreter(m.to_bytes(), xnnpack=False), runtime.interpreter(ref, xnnpack=False)
+    assert [(d["name"], d["dtype"], d["quantization"]) for d in got_interp.get_input_details()] == \
+        [(d["name"], d["dtype"], d["quantization"]) for d in ref_interp.get_input_details()]
+    assert got_interp.get_signature_list() == ref_interp.get_signature_list()
+    with np.load(DATA / "mlp_calib.npz") as z:
+        x = z[z.files[0]][:16]
+    d = ref_interp.get_input_details()[0]
+    if d["dtype"] == np.int8:
+        s, z = d["quantization"]
+        x = np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8)
+    got = np.stack([runtime.invoke(got_interp, [x[i:i + 1]])[0] for i in range(len(x))])
+    want = np.stack([runtime.invoke(ref_interp, [x[i:i + 1]])[0] for i in range(len(x))])
+    assert got.dtype == want.dtype and np.array_equal(got, want)
