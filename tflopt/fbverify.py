@@ -42,9 +42,11 @@ def _compile():
 _LAYOUT = _compile()
 
 
-def verify(data, root_table: str = "Model") -> None:
+def verify(data, root_table: str = "Model", collect: list | None = None) -> None:
     """Raise FlatbufferError unless ``data`` (bytes, memoryview or mmap) passes the verifier.
-    Only the first 2 GiB are addressed: files above it keep their buffers after the tables."""
+    Only the first 2 GiB are addressed: files above it keep their buffers after the tables.
+    ``collect``, if a list, receives (position, length, element width) of every vector and
+    string verified (the fuzzer's map of where lengths live)."""
     size = min(len(data), MAX_SIZE)
     buf = data
 
@@ -121,6 +123,8 @@ def verify(data, root_table: str = "Model") -> None:
                 if end > size:
                     fail(f"{name} table at byte {pos}",
                          f"vector of field {slot} ({n:,} elements) runs past the end of the buffer")
+                if collect is not None:
+                    collect.append((target, n, width))
                 if code == 1:
                     if end >= size or buf[end] != 0:
                         fail(f"{name} table at byte {pos}", f"string of field {slot} is not 0-terminated")

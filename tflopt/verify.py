@@ -65,6 +65,11 @@ def verify_model(model: Model) -> list[str]:
             if any(d < 0 for d in t.shape):
                 problems.append(f"{tw}: negative dimension in shape {quote(t.shape)}")
                 continue
+            dt = NUMPY_DTYPES.get(t.type)
+            if math.prod(t.shape) * (dt.itemsize if dt is not None else 1) >= 2**64:
+                # The interpreter's BytesRequired refuses it ("number of elements overflowed").
+                problems.append(f"{tw}: shape {quote(t.shape)} needs more than 2^64 bytes")
+                continue
             if t.sparsity is not None:
                 problem = _check_sparsity(t)
                 if problem:
