@@ -221,6 +221,43 @@ def run_cli(argv: list[str], timeout: float, mem_limit: int, err_path: str) -> C
     return _forked(body, timeout, mem_limit, err_path)
 
 
+class _Hang(BaseException):
+    pass
+
+
+def run_inprocess(argv: list[str], timeout: float) -> Call:
+    """The same call in this process (the test suite's short run: no fork per call). A
+    crash is an exception escaping main(); a hang is main() still running after ``timeout``
+    (SIGALRM). No memory limit here: the forked runs measure memory."""
+    import contextlib
+    import io
+
+    from tflopt.cli import main
+
+    def alarm(signum, frame):
+        raise _Hang()
+    call = Call()
+    err = io.StringIO()
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    t0 = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            try:
+                call.rc = main(argv)
+            except _Hang:
+                call.hang = True
+            except BaseException:
+                traceback.print_exc()
+                call.rc = 70
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    call.seconds = time.perf_counter() - t0
+    call.stderr = err.getvalue()
+    return call
+
+
 def probe(path: str, timeout: float, mem_limit: int, err_path: str, stage_limit: int = 3) -> tuple[int, str]:
     """How far the interpreter gets on a file: 0 fails to load, 1 loads, 2 allocates, 3 runs;
     -1 if it dies (signal) or hangs; and what it said when it failed to load."""
@@ -304,10 +341,13 @@ def _classify(call: Call) -> str | None:
 
 def fuzz(count: int, start: int = 0, seed: int = 0, corpus_share: float = 0.0, timeout: float = 60.0,
          mem_limit: int = 1 << 30, workdir: str | None = None, save_dir: str | None = None,
-         compare_verifier: bool = True, progress: bool = False) -> Report:
+         compare_verifier: bool = True, progress: bool = False, inprocess: bool = False,
+         seed_paths: list[Path] | None = None) -> Report:
     from tflopt.fbverify import FlatbufferError, verify
     preload()
     fixtures, mp = seeds(corpus_share > 0)
+    if seed_paths is not None:
+        fixtures, mp = list(seed_paths), []
     cache: dict[Path, Seed] = {}
     rep = Report()
     t_start = time.perf_counter()
@@ -332,7 +372,7 @@ def fuzz(count: int, start: int = 0, seed: int = 0, corpus_share: float = 0.0, t
                 argv = [a.format(m=mutant_path, o=out_path) for a in COMMANDS[name]]
                 if os.path.exists(out_path):
                     os.unlink(out_path)
-                call = run_cli(argv, timeout, mem_limit, err_path)
+                call = run_inprocess(argv, timeout) if inprocess else run_cli(argv, timeout, mem_limit, err_path)
                 st = rep.by_command.setdefault(name, Stats())
                 st.calls += 1
                 st.seconds += call.seconds
