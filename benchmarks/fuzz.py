@@ -175,6 +175,8 @@ def _forked(fn, timeout: float, mem_limit: int, err_path: str) -> Call:
     if pid == 0:  # child
         rc = 70
         try:
+            import faulthandler
+            faulthandler.disable()  # a runtime abort is the result here, not something to dump
             resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
             devnull = os.open(os.devnull, os.O_WRONLY)
             err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

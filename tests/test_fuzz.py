@@ -157,3 +157,16 @@ def test_error_quoting_a_huge_shape_stays_short(tmp_path, capsys):
     assert main(["inspect", str(path)]) == 2
     line = _one_error_line(capsys, str(path), "negative dimension", "30,000 items")
     assert len(line) < 300
+
+
+# -- a signature without its key: inspect joined None into its text (found by the long run) -------
+def test_signature_without_key_is_refused_as_the_runtime_does(tmp_path, capsys):
+    from ai_edge_litert.interpreter import Interpreter
+    m = tflopt.load(MODELS / "multisig_fp32.tflite")
+    m.raw.signatureDefs[0].signatureKey = None
+    path = tmp_path / "nokey.tflite"
+    m.save(path)
+    with pytest.raises(ValueError, match="Missing exported method name"):
+        Interpreter(model_path=str(path))
+    assert main(["inspect", str(path)]) == 2
+    _one_error_line(capsys, str(path), "signature 0: has no key")

@@ -77,7 +77,14 @@ def verify_model(model: Model) -> list[str]:
                     continue
             problems.extend(_check_data(t, tw))
             problems.extend(_check_quantization(t, tw))
-    for sig in model.signature_defs:
+    for k, sig in enumerate(model.signature_defs):
+        # The interpreter refuses a signature without its key or a tensor map without a name.
+        if sig.signatureKey is None:
+            problems.append(f"signature {k}: has no key")
+            continue
+        if any(tm.name is None for tm in list(sig.inputs or []) + list(sig.outputs or [])):
+            problems.append(f"signature {quote(sig.signatureKey)}: an input or output has no name")
+            continue
         si = sig.subgraphIndex
         if not 0 <= si < n_sg:
             problems.append(f"signature {quote(sig.signatureKey)}: subgraph index {si} out of range")
