@@ -344,7 +344,7 @@ def _classify(call: Call) -> str | None:
 def fuzz(count: int, start: int = 0, seed: int = 0, corpus_share: float = 0.0, timeout: float = 60.0,
          mem_limit: int = 1 << 30, workdir: str | None = None, save_dir: str | None = None,
          compare_verifier: bool = True, progress: bool = False, inprocess: bool = False,
-         seed_paths: list[Path] | None = None) -> Report:
+         seed_paths: list[Path] | None = None, numbers: list[int] | None = None) -> Report:
     from tflopt.fbverify import FlatbufferError, verify
     preload()
     fixtures, mp = seeds(corpus_share > 0)
@@ -357,7 +357,7 @@ def fuzz(count: int, start: int = 0, seed: int = 0, corpus_share: float = 0.0, t
     wd = Path(tmp.name)
     mutant_path, out_path, err_path = str(wd / "mutant.tflite"), str(wd / "out.tflite"), str(wd / "stderr.txt")
     try:
-        for k in range(start, start + count):
+        for k in (numbers if numbers is not None else range(start, start + count)):
             rng = random.Random(seed * 1_000_003 + k)
             pool = mp if mp and rng.random() < corpus_share else fixtures
             spath = rng.choice(pool)
@@ -498,6 +498,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mem-mb", type=int, default=1024, help="RLIMIT_AS of each call")
     ap.add_argument("--no-verifier-compare", action="store_true")
     ap.add_argument("--save", default=None, help="folder for mutants that crash or write unloadable models")
+    ap.add_argument("--mutants", default=None, help="only these mutant numbers (comma-separated): rerun findings")
     ap.add_argument("--json", default=None, help="write the figures here (for --merge)")
     ap.add_argument("--merge", nargs="+", default=None, help="print the table of several --json chunks")
     args = ap.parse_args(argv)
@@ -505,7 +506,8 @@ def main(argv=None) -> int:
         print_table(merge([json.loads(Path(p).read_text()) for p in args.merge]))
         return 0
     rep = fuzz(args.count, args.start, args.seed, args.corpus_share, args.timeout, args.mem_mb << 20,
-               save_dir=args.save, compare_verifier=not args.no_verifier_compare, progress=True)
+               save_dir=args.save, compare_verifier=not args.no_verifier_compare, progress=True,
+               numbers=[int(x) for x in args.mutants.split(",")] if args.mutants else None)
     d = rep.as_dict()
     if args.json:
         Path(args.json).write_text(json.dumps(d, indent=1))
