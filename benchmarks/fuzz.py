@@ -177,6 +177,7 @@ def _forked(fn, timeout: float, mem_limit: int, err_path: str) -> Call:
         try:
             import faulthandler
             faulthandler.disable()  # a runtime abort is the result here, not something to dump
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
             devnull = os.open(os.devnull, os.O_WRONLY)
             err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -358,6 +359,8 @@ def fuzz(count: int, start: int = 0, seed: int = 0, corpus_share: float = 0.0, t
     mutant_path, out_path, err_path = str(wd / "mutant.tflite"), str(wd / "out.tflite"), str(wd / "stderr.txt")
     try:
         for k in (numbers if numbers is not None else range(start, start + count)):
+            if _stop:
+                break
             rng = random.Random(seed * 1_000_003 + k)
             pool = mp if mp and rng.random() < corpus_share else fixtures
             spath = rng.choice(pool)
@@ -436,6 +439,15 @@ def fuzz(count: int, start: int = 0, seed: int = 0, corpus_share: float = 0.0, t
     return rep
 
 
+_stop = False
+
+
+def _request_stop(signum, frame):
+    """SIGTERM ends a long run after the current mutant, with the figures so far."""
+    global _stop
+    _stop = True
+
+
 def merge(reports: list[dict]) -> dict:
     out = {"mutants": 0, "by_command": {}, "by_mutation": {}, "crashes": [], "written": 0, "outputs_checked": 0,
            "unloadable": [], "verifier_refused": 0, "verifier_stricter": 0, "verifier_laxer": 0,
@@ -505,6 +517,7 @@ def main(argv=None) -> int:
     if args.merge:
         print_table(merge([json.loads(Path(p).read_text()) for p in args.merge]))
         return 0
+    signal.signal(signal.SIGTERM, _request_stop)
     rep = fuzz(args.count, args.start, args.seed, args.corpus_share, args.timeout, args.mem_mb << 20,
                save_dir=args.save, compare_verifier=not args.no_verifier_compare, progress=True,
                numbers=[int(x) for x in args.mutants.split(",")] if args.mutants else None)
