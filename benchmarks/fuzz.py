@@ -318,6 +318,7 @@ class Report:
     written: int = 0
     outputs_checked: int = 0
     unloadable: list = field(default_factory=list)
+    long_lines: list = field(default_factory=list)
     verifier_refused: int = 0
     verifier_stricter: int = 0      # tflopt's verifier refuses, the runtime loads it
     verifier_laxer: int = 0         # tflopt's verifier passes, the runtime's verifier refuses
@@ -390,6 +391,8 @@ def fuzz(count: int, start: int = 0, seed: int = 0, corpus_share: float = 0.0, t
                     st.memory += 1
                 if call.rc == 2 and (len(err_lines) != 1 or any(len(ln) > LINE_LIMIT for ln in err_lines)):
                     st.long_lines += 1
+                    rep.long_lines.append({"mutant": k, "seed": spath.name, "mutation": kind, "command": name,
+                                           "lines": len(err_lines), "first": (err_lines or [""])[0][:200]})
                 tflopt_loaded |= name == "inspect" and call.rc == 0
                 problem = _classify(call)
                 if problem:
@@ -450,7 +453,7 @@ def _request_stop(signum, frame):
 
 def merge(reports: list[dict]) -> dict:
     out = {"mutants": 0, "by_command": {}, "by_mutation": {}, "crashes": [], "written": 0, "outputs_checked": 0,
-           "unloadable": [], "verifier_refused": 0, "verifier_stricter": 0, "verifier_laxer": 0,
+           "unloadable": [], "long_lines": [], "verifier_refused": 0, "verifier_stricter": 0, "verifier_laxer": 0,
            "runtime_refused_accepted": 0, "seconds": 0.0}
     for r in reports:
         for key in ("mutants", "written", "outputs_checked", "verifier_refused", "verifier_stricter",
@@ -458,6 +461,7 @@ def merge(reports: list[dict]) -> dict:
             out[key] += r[key]
         out["crashes"] += r["crashes"]
         out["unloadable"] += r["unloadable"]
+        out["long_lines"] += r.get("long_lines", [])
         for k, v in r["by_mutation"].items():
             out["by_mutation"][k] = out["by_mutation"].get(k, 0) + v
         for name, st in r["by_command"].items():
@@ -494,6 +498,9 @@ def print_table(r: dict) -> None:
           f"tflopt reads but the interpreter cannot build: {r['runtime_refused_accepted']}")
     for c in r["crashes"][:20]:
         print(f"  CRASH mutant {c['mutant']} ({c['seed']}, {c['mutation']}) {c['command']}: {c['problem']}: {c['stderr']}")
+    for u in r.get("long_lines", [])[:20]:
+        print(f"  ERROR NOT ONE LINE mutant {u['mutant']} ({u['seed']}, {u['mutation']}) {u['command']}: "
+              f"{u['lines']} lines: {u['first']}")
     for u in r["unloadable"][:20]:
         print(f"  UNLOADABLE mutant {u['mutant']} ({u['seed']}, {u['mutation']}) {u['command']}: "
               f"input reaches {u['input']}, output {u['output']}")

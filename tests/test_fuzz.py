@@ -170,3 +170,15 @@ def test_signature_without_key_is_refused_as_the_runtime_does(tmp_path, capsys):
         Interpreter(model_path=str(path))
     assert main(["inspect", str(path)]) == 2
     _one_error_line(capsys, str(path), "signature 0: has no key")
+
+
+# -- a signalling-NaN scale: numpy's cast warning put two more lines on stderr (long run) -------
+def test_signalling_nan_scale_gives_one_line(tmp_path, capsys):
+    m = tflopt.load(MODELS / "convnet_int8.tflite")
+    t = next(t for t in m.main.tensors if t.quantization is not None and t.quantization.scale.size)
+    n = t.quantization.scale.size
+    t.raw.quantization.scale = np.full(n, 0x7F800001, np.uint32).view(np.float32)
+    path = tmp_path / "snan.tflite"
+    m.save(path)
+    assert main(["inspect", str(path)]) == 2
+    _one_error_line(capsys, str(path), "non-finite quantization scale")

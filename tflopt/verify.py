@@ -158,8 +158,10 @@ def _check_quantization(t, tw: str) -> list[str]:
     q = t.raw.quantization
     if q is None or q.detailsType:
         return []
-    scale = np.asarray(q.scale if q.scale is not None else [], np.float64)
-    zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], np.int64)
+    # A corrupt file can hold NaN scales: reported below, never a numpy warning on stderr.
+    with np.errstate(all="ignore"):
+        scale = np.asarray(q.scale if q.scale is not None else [], np.float64)
+        zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], np.int64)
     if scale.size == 0:
         return []
     out = []
