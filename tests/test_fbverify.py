@@ -76,6 +76,9 @@ def _corruptions(data: bytes) -> dict[str, bytes]:
     o = bytearray(d)
     struct.pack_into("<H", o, vt, struct.unpack_from("<H", data, vt)[0] + 1)  # odd vtable size
     out["odd vtable size"] = bytes(o)
+    i = bytearray(d)
+    i[4] ^= 0x10  # "DFL3": the verifier checks the file identifier too (the long fuzz run)
+    out["file identifier"] = bytes(i)
     return out
 
 

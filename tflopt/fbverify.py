@@ -42,7 +42,7 @@ def _compile():
 _LAYOUT = _compile()
 
 
-def verify(data, root_table: str = "Model", collect: list | None = None) -> None:
+def verify(data, root_table: str = "Model", collect: list | None = None, identifier: bytes | None = b"TFL3") -> None:
     """Raise FlatbufferError unless ``data`` (bytes, memoryview or mmap) passes the verifier.
     Only the first 2 GiB are addressed: files above it keep their buffers after the tables.
     ``collect``, if a list, receives (position, length, element width) of every vector and
@@ -55,6 +55,8 @@ def verify(data, root_table: str = "Model", collect: list | None = None) -> None
 
     if size < 8:
         fail("header", f"{size} bytes is too short")
+    if identifier is not None and bytes(buf[4:8]) != identifier:
+        fail("header", f"file identifier {bytes(buf[4:8])!r} is not {identifier!r}")
     root = _u32(buf, 0)[0]
     if root == 0 or root + 4 > size or root & 3:
         fail("header", f"root table offset {root} is outside the buffer or misaligned")
