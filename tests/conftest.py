@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ def load_module(path: Path):
     """A script beside the package (fixtures/, benchmarks/) imported by its path."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses in the script look their module up there
     spec.loader.exec_module(mod)
     return mod
 

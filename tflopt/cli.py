@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import TfloptError
+from .errors import MESSAGE_LIMIT, TfloptError, cap_line
 
 # name -> "module:attribute"; each command lives beside the code it drives.
 _COMMANDS = {
@@ -65,7 +65,8 @@ def _json_default(o):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    # The whole line, "tflopt: error: " included, stays within MESSAGE_LIMIT.
+    return cap_line(" ".join(str(text).split()), MESSAGE_LIMIT - len("tflopt: error: "))
 
 
 def main(argv=None) -> int:

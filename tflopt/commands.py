@@ -161,8 +161,10 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
               help="Where buffer bytes go: inside the flatbuffer, or after it (needed above 2 GB).")
 @click.option("--sizes", is_flag=True, help="Also report gzip -9 and zstd sizes before and after.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+@click.option("--check", "check", is_flag=True,
+              help="Load, allocate and run OUTPUT in the interpreter (a child process) before writing it.")
 def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibration_normalize: str, force: bool,
-                 layout: str, sizes: bool, as_json: bool):
+                 layout: str, sizes: bool, as_json: bool, check: bool = False):
     """Run a pipeline of passes over MODEL and write the result to OUTPUT."""
     from .pipeline import PassContext, PassManager, parse_pipeline
     passes = parse_pipeline(pipeline)  # before any I/O, so a typo fails fast
@@ -178,9 +180,16 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
         from .calibration import load_calibration
         ctx.calibration = load_calibration(calibration, m, normalize=calibration_normalize)
     report = PassManager(passes).run(m, ctx)
-    m.save(output, layout=layout)
+    checks: list[str] = []
+    if check:
+        from .check import save_checked
+        checks = save_checked(m, output, layout=layout, input_path=model)
+    else:
+        m.save(output, layout=layout)
     out = {"input": str(model), "output": str(output), "pipeline": ",".join(p.spec() for p in passes),
            **report.as_dict()}
+    if check:
+        out["check"] = checks
     out["size"] = {"before": {"raw_bytes": model.stat().st_size}, "after": {"raw_bytes": output.stat().st_size}}
     if sizes:
         from .size import gzip_size, zstd_size
@@ -200,6 +209,8 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
     for key in ("raw_bytes", "gzip_bytes", "zstd_bytes"):
         if key in out["size"]["after"]:
             click.echo(f"{key[:-6]:>5}: {summary_line(out['size']['before'][key], out['size']['after'][key])}")
+    for line in checks:
+        click.echo(line)
     click.echo(f"wrote {output}")
 
 

@@ -26,3 +26,36 @@ class VerificationError(TfloptError):
 
 class PipelineError(TfloptError):
     """A pipeline text names an unknown pass or option, or gives a bad value."""
+
+
+class WriteCheckError(TfloptError):
+    """What tflopt was about to write fails the check the runtime will make; nothing is written."""
+
+
+MESSAGE_LIMIT = 500  # characters of one error line; corrupt inputs can hold 100,000-long shapes
+
+
+def quote(value, limit: int = 60) -> str:
+    """``value`` as a message quotes it, shortened to about ``limit`` characters: a list or
+    shape keeps its head and says how many items it has, anything else is cut with '...'."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
+        items = [str(v) for v in list(value)[:limit // 2]]
+        text = "[" + ", ".join(items) + "]"
+        n = len(value)
+        if len(text) <= limit and len(items) == n:
+            return text
+        shown = []
+        used = 1
+        for s in items:
+            if used + len(s) + 2 > limit - 20:
+                break
+            shown.append(s)
+            used += len(s) + 2
+        return "[" + ", ".join(shown) + f", ... ({n:,} items)]"
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def cap_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """One message line no longer than ``limit``: the last guard if a quoted value slipped by."""
+    return text if len(text) <= limit else text[:limit - 25] + f"... ({len(text):,} chars)"

@@ -11,7 +11,9 @@ from pathlib import Path
 import flatbuffers
 import numpy as np
 
-from .errors import ModelFormatError
+from .errors import ModelFormatError, WriteCheckError
+from .fbverify import FlatbufferError
+from .fbverify import verify as verify_flatbuffer
 from .model import Buffer, Model
 from .schema import fb
 
@@ -36,6 +38,12 @@ def load(source, *, name: str | None = None, verify: bool = True) -> Model:
         name = name or str(path)
         data = _map_file(path, name)
     _check_header(data, name)
+    # The runtime's verifier first: what it refuses never loads, and once it passes the
+    # generated readers below cannot read outside the file.
+    try:
+        verify_flatbuffer(data)
+    except FlatbufferError as e:
+        raise ModelFormatError(name, f"the TFLite runtime would refuse this file ({e})") from None
     try:
         root = fb.Model.GetRootAs(data, 0)
         raw = _unpack_model(root)
@@ -345,8 +353,10 @@ def serialize(model: Model, *, layout: str = "auto") -> bytes:
     return b"".join(sink.parts)
 
 
-def atomic_write(path, write) -> None:
-    """Write through ``write(fileobj)`` to a temp file beside ``path``, then rename over it."""
+def atomic_write(path, write, check=None) -> None:
+    """Write through ``write(fileobj)`` to a temp file beside ``path``, then rename over it;
+    ``check(temp_path)``, if given, runs on the finished temp file first and may raise to
+    leave ``path`` untouched."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -362,6 +372,8 @@ def atomic_write(path, write) -> None:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -371,5 +383,23 @@ def atomic_write(path, write) -> None:
         raise
 
 
-def save(model: Model, path, *, layout: str = "auto") -> None:
-    atomic_write(path, lambda f: _write(model, f, layout))
+def verify_written(path, name=None) -> None:
+    """Refuse a file tflopt wrote that the runtime's flatbuffer verifier would reject (a bug
+    in tflopt or a pass, never the user's): WriteCheckError, and the caller writes nothing."""
+    with open(path, "rb") as f:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            try:
+                verify_flatbuffer(data)
+            except FlatbufferError as e:
+                raise WriteCheckError(f"{name or path}: not written: the output fails the TFLite "
+                                      f"flatbuffer verifier ({e})") from None
+
+
+def save(model: Model, path, *, layout: str = "auto", check=None) -> None:
+    """Write atomically; the flatbuffer verifier runs on the written bytes before the rename,
+    then ``check(temp_path)`` if given (``tflopt.check`` loads it in the interpreter)."""
+    def checks(tmp):
+        verify_written(tmp, path)
+        if check is not None:
+            check(tmp)
+    atomic_write(path, lambda f: _write(model, f, layout), checks)

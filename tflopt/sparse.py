@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import quote
 from .schema import fb
 
 DENSE = fb.DimensionType.DENSE
@@ -58,6 +59,57 @@ def _index_vector_values(vec) -> np.ndarray:
     return np.asarray(vec.values).astype(np.int64, copy=False)
 
 
+def check(shape, sparsity: "fb.SparsityParametersT", n_values: int | None = None) -> str | None:
+    """The first problem with a tensor's sparse index metadata, or None when ``decode`` (and
+    the runtime's DENSIFY / sparse kernels) can walk it: the traversal order a permutation of
+    the expanded dimensions, blocks positive and DENSE, each DENSE level the size of its
+    dimension, each SPARSE_CSR level's segments one per parent plus one, starting at 0,
+    non-decreasing and ending at the number of indices, every index inside its dimension, and
+    no more stored nodes than values. Index arrays are checked whole-array, never per element."""
+    n = len(shape)
+    if any(int(d) < 0 for d in shape):
+        return "sparsity: negative dimension in the dense shape"
+    order = [int(x) for x in (sparsity.traversalOrder if sparsity.traversalOrder is not None else [])]
+    block_map = [int(x) for x in (sparsity.blockMap if sparsity.blockMap is not None else [])]
+    dims = sparsity.dimMetadata or []
+    k = len(block_map)
+    if sorted(order) != list(range(n + k)) or len(dims) != len(order):
+        return (f"sparsity: traversal order {quote(order)} with {len(dims)} dim_metadata entries does not "
+                f"fit a rank-{n} tensor with {k} block dimension(s)")
+    if sorted(set(block_map)) != sorted(block_map) or any(not 0 <= d < n for d in block_map):
+        return f"sparsity: block map {quote(block_map)} is not distinct dimensions of a rank-{n} tensor"
+    for j in range(k):
+        dm = dims[order.index(n + j)]
+        if dm.format != DENSE or int(dm.denseSize) <= 0:
+            return "sparsity: block dimensions must be DENSE with a positive size"
+    layout = layout_of(shape, sparsity)
+    sizes = layout.level_sizes()
+    nodes = 1
+    for level, (dm, size) in enumerate(zip(dims, sizes)):
+        if dm.format == DENSE:
+            if int(dm.denseSize) != size:
+                return f"sparsity: level {level} dense_size {dm.denseSize} does not match its dimension ({size})"
+            nodes *= size
+            continue
+        if dm.format != SPARSE_CSR:
+            return f"sparsity: level {level} has unknown format {dm.format}"
+        if dm.arraySegments is None or dm.arrayIndices is None:
+            return f"sparsity: level {level} is SPARSE_CSR without segments or indices"
+        seg = _index_vector_values(dm.arraySegments)
+        idx = _index_vector_values(dm.arrayIndices)
+        if seg.size != nodes + 1:
+            return f"sparsity: level {level} has {seg.size} segments for {nodes} parents (needs {nodes + 1})"
+        if seg[0] != 0 or seg[-1] != idx.size or np.any(np.diff(seg) < 0):
+            return (f"sparsity: level {level} segments must start at 0, never decrease and end at the "
+                    f"{idx.size} indices")
+        if idx.size and (idx.min() < 0 or idx.max() >= size):
+            return f"sparsity: level {level} has indices outside its dimension of size {size}"
+        nodes = int(idx.size)
+    if n_values is not None and nodes > n_values:
+        return f"sparsity: the index metadata addresses {nodes} values, the buffer holds {n_values}"
+    return None
+
+
 def layout_of(shape, sparsity: "fb.SparsityParametersT") -> Layout:
     n = len(shape)
     order = [int(x) for x in sparsity.traversalOrder]
@@ -77,6 +129,9 @@ def layout_of(shape, sparsity: "fb.SparsityParametersT") -> Layout:
 
 def decode(values: np.ndarray, shape, sparsity: "fb.SparsityParametersT") -> np.ndarray:
     """Dense array (values' dtype, ``shape``) from stored values and their sparsity parameters."""
+    problem = check(shape, sparsity, np.asarray(values).size)
+    if problem:
+        raise ValueError(problem)
     layout = layout_of(shape, sparsity)
     sizes = layout.level_sizes()
     pos = np.zeros(1, np.int64)           # positions of the current level's nodes

@@ -50,6 +50,16 @@ class Signature:
         return getattr(self.options, name, default) if self.options is not None else default
 
 
+class _Specs(list):
+    """An op's operand specs; an operand the op lacks (a corrupt or partial op with fewer
+    inputs or outputs than its rules read) reads as absent instead of raising IndexError."""
+
+    def __getitem__(self, n):
+        if isinstance(n, int) and not -len(self) <= n < len(self):
+            return Spec(NOTYPE)
+        return super().__getitem__(n)
+
+
 def _spec(sg, index: int) -> Spec:
     if index < 0:
         return Spec(NOTYPE)
@@ -69,8 +79,8 @@ def _per_channel(spec: Spec, dim: int | None = None, more_than_one: bool = False
 
 def signature(op: Operator) -> Signature:
     sg = op.subgraph
-    ins = [_spec(sg, t) for t in op.inputs]
-    outs = [_spec(sg, t) for t in op.outputs]
+    ins = _Specs(_spec(sg, t) for t in op.inputs)
+    outs = _Specs(_spec(sg, t) for t in op.outputs)
     sig = Signature(op.name, ins, outs, op.options)
     name = op.name
     if name == "CONV_2D" and len(ins) > 1:

@@ -59,7 +59,9 @@ def stored_constant(sg: Subgraph, tensor_index: int, producers: dict | None = No
     t = sg.tensors[tensor_index]
     while not t.is_constant:
         op = producers.get(t.index)
-        if op is None or op.name not in LOOK_THROUGH or not op.inputs:
+        # len(via) bounds the walk: a corrupt graph can feed an op its own output.
+        if op is None or op.name not in LOOK_THROUGH or not op.inputs or op.inputs[0] < 0 \
+                or len(via) > len(sg.operators):
             return None, via
         via.insert(0, op)
         t = sg.tensors[op.inputs[0]]

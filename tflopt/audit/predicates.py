@@ -59,18 +59,23 @@ class OpView:
         (XNNPACK unpacks them). ``folded="float16"``: only a DEQUANTIZE of a constant float16
         tensor does (the GPU delegate's partition helper points its consumers at the fp16
         constant before checking them)."""
-        tensor = self.sg.tensors[t]
-        if tensor.is_constant:
-            return True
-        if not folded:
-            return False
-        p = self._producers.get(t)
-        if p is None or p.name not in _FOLDING_OPS or not p.inputs or p.inputs[0] < 0:
-            return False
-        if folded == "float16":
-            src = self.sg.tensors[p.inputs[0]]
-            return p.name == "DEQUANTIZE" and src.is_constant and src.type_name == "FLOAT16"
-        return self.is_const(p.inputs[0], folded=True)
+        # A loop, not recursion: chains of folding ops can be long, and a corrupt graph can
+        # feed an op its own output (the verifier refuses cycles, the walk must not hang on one).
+        seen = set()
+        while t not in seen:
+            seen.add(t)
+            if self.sg.tensors[t].is_constant:
+                return True
+            if not folded:
+                return False
+            p = self._producers.get(t)
+            if p is None or p.name not in _FOLDING_OPS or not p.inputs or p.inputs[0] < 0:
+                return False
+            if folded == "float16":
+                src = self.sg.tensors[p.inputs[0]]
+                return p.name == "DEQUANTIZE" and src.is_constant and src.type_name == "FLOAT16"
+            t = p.inputs[0]
+        return False
 
     def select(self, which: str, folded: bool = False) -> list[tuple[str, int]]:
         """(label, tensor index) pairs for a selector, omitted operands skipped."""
