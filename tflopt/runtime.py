@@ -141,11 +141,18 @@ def cut_ops(model, doomed_names: set[str]):
     return model
 
 
-def runnable(model, *, xnnpack: bool = True):
+def has_custom_ops(model) -> bool:
+    """Whether any operator is a custom op (the only kind ``runnable`` may have to cut)."""
+    from . import schema
+    return any(schema.builtin_code(oc) == schema.BuiltinOperator.CUSTOM for oc in model.operator_codes)
+
+
+def runnable(model, *, xnnpack: bool = True, input_shapes=None):
     """A copy of the model the stock interpreter can run: custom ops it cannot resolve (and
     what depends on them) are cut, their inputs become outputs, every tensor keeps its index.
     Returns (model, cut op names).
-    Used to compare models with mediapipe's custom ops numerically on everything else."""
+    Used to compare models with mediapipe's custom ops numerically on everything else.
+    ``input_shapes`` sizes dynamic inputs for the trial run (see ``interpreter``)."""
     import re
 
     from .io import load
@@ -154,7 +161,8 @@ def runnable(model, *, xnnpack: bool = True):
     cut: list[str] = []
     for _ in range(64):
         try:
-            invoke(interpreter(m, xnnpack=xnnpack), random_inputs(interpreter(m, xnnpack=xnnpack)))
+            it = interpreter(m, xnnpack=xnnpack, input_shapes=input_shapes)
+            invoke(it, random_inputs(it))
             return m, cut
         except RuntimeError as e:
             # XNNPACK resolves some of mediapipe's custom ops (Convolution2DTransposeBias).
