@@ -81,8 +81,8 @@ def _require_shapes(source: str, specs: list[InputSpec]) -> None:
     for s in specs:
         if s.open_dims:
             raise TfloptError(f"{source}: input {s.name!r} has dynamic shape {list(s.signature)}; "
-                              f"say which with --input-shape {s.name}={','.join(str(d if d > 0 else 1) for d in s.signature)}"
-                              f" (your sizes for the -1 ones)")
+                              f"say which with --input-shape {s.name}="
+                              f"{','.join(str(d) if d > 0 else ('1' if i == 0 else 'N') for i, d in enumerate(s.signature))}")
 
 
 def signature_subgraphs(model) -> dict[str, int]:

@@ -47,6 +47,26 @@ def interpreter(model, *, xnnpack: bool = True, preserve_all: bool = False, num_
     return interp
 
 
+def input_details(model) -> list[dict]:
+    """The inputs' details (``name``, ``index``, ``dtype``, ``shape``, ``shape_signature``,
+    ``quantization``) without allocating: a model with dynamic input sizes may not prepare
+    at its stored placeholder shape, so callers size it from their data first."""
+    from ai_edge_litert.interpreter import Interpreter
+    return Interpreter(model_content=_content(model)).get_input_details()
+
+
+def fit_sample(x, detail: dict):
+    """``x`` as a sample for the input ``detail`` describes: as it is when its shape fits the
+    signature (-1: any size), with the batch-1 axis added when it lacks one; else None."""
+    x = np.asarray(x)
+    sig = [int(d) for d in detail.get("shape_signature", detail["shape"])] or [int(d) for d in detail["shape"]]
+    if x.ndim == len(sig) - 1 and sig and sig[0] in (1, -1):
+        x = x[None]
+    if x.ndim == len(sig) and all(s < 0 or s == d for s, d in zip(sig, x.shape)):
+        return x
+    return None
+
+
 def parse_input_shapes(specs) -> dict[str, list[int]]:
     """``["NAME=1,1760", ...]`` (the ``--input-shape`` option) -> {name: [1, 1760]}."""
     out: dict[str, list[int]] = {}
