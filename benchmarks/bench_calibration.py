@@ -1,8 +1,8 @@
 """Calibration speed: full int8 of ResNet50 with 8 / 32 / 128 samples, tflopt vs
 ai-edge-quantizer, and prune(sparsity=0.5, method=obs) with 16 samples.
 
-Each run is a whole child process (imports included); the table prints wall time and peak
-resident memory (``os.wait4`` rusage). tflopt runs twice per row: the observer copy with
+Each run is a whole child process (imports included); the table prints wall time, CPU time
+(user + system of every thread) and peak resident memory (``os.wait4`` rusage). tflopt runs twice per row: the observer copy with
 XNNPACK on every core (the default) and the builtin-kernel path (``TFLOPT_OBSERVE=builtin``).
 
 The model is keras.applications.ResNet50(weights=None) converted to float32 .tflite; build it
@@ -76,15 +76,18 @@ q.quantize(result, enable_progress_report=False).export_model(out, overwrite=Tru
 """
 
 
-def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
-    """(seconds, peak RSS MiB, exit code, stderr tail) of one child process."""
+def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, int, str, float]:
+    """(seconds, peak RSS MiB, exit code, stderr tail, CPU seconds) of one child process.
+    CPU seconds (user + system, every thread) say how much work a run is when the machine is
+    shared and wall time mostly measures the neighbours."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), (err[-1] if err else "")
+    return (seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), (err[-1] if err else ""),
+            usage.ru_utime + usage.ru_stime)
 
 
 def _row(label: str, runs) -> None:
@@ -93,7 +96,8 @@ def _row(label: str, runs) -> None:
         print(f"{label:44} failed: {failed[0][3][:120]}", flush=True)
         return None
     seconds = sorted(r[0] for r in runs)[len(runs) // 2]
-    print(f"{label:44} {seconds:8.2f} {max(r[1] for r in runs):9.1f}", flush=True)
+    cpu = sorted(r[4] for r in runs)[len(runs) // 2]
+    print(f"{label:44} {seconds:8.2f} {cpu:8.2f} {max(r[1] for r in runs):9.1f}", flush=True)
     return seconds
 
 
@@ -114,7 +118,7 @@ def main(argv=None) -> int:
         return 2
     modes = [m for m in args.modes.split(",") if m]
     tflopt = [sys.executable, "-m", "tflopt", "optimize", str(RESNET)]
-    print(f"{'work':44} {'seconds':>8} {'peak MiB':>9}")
+    print(f"{'work':44} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         out = str(tmpdir / "out.tflite")
