@@ -104,3 +104,13 @@ def test_recovery_statistics_follow_the_data_shape(fast):
         assert stats[i].samples == 3
     first = next(i for i, s in enumerate(specs) if s.weight_shape == (8, 1, 5, 1))
     assert stats[first].count == 3 * (1760 - 4)  # VALID kernel 5: every output position
+
+
+def test_round_trip_is_faithful_at_the_data_size(tmp_path):
+    out = tmp_path / "rt.tflite"
+    assert cli_main(["optimize", str(MODEL), "-o", str(out)]) == 0
+    x = np.load(CALIB)[NAME][:1]
+    for xnnpack in (True, False):
+        a = runtime.invoke(runtime.interpreter(MODEL, xnnpack=xnnpack, input_shapes=[x.shape]), [x])
+        b = runtime.invoke(runtime.interpreter(out, xnnpack=xnnpack, input_shapes=[x.shape]), [x])
+        assert np.array_equal(a[0], b[0])
