@@ -58,7 +58,10 @@ def mediapipe_model(request) -> Path:
     return corpus()[request.param]
 
 
-@pytest.fixture(params=[p.name for p in fixture_paths()])
+# Tests over "every fixture" feed random inputs of the stored shape. dynamic_fp32's input is
+# [-1, -1] stored as [1, 1], at which it cannot run by design: tests/test_dynamic_shapes.py
+# covers it (round trip included) at the sizes its data has.
+@pytest.fixture(params=[p.name for p in fixture_paths() if not p.name.startswith("dynamic_")])
 def fixture_model(request) -> Path:
     return MODELS / request.param
 

@@ -35,19 +35,54 @@ IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".npy", ".jpg", ".jpeg", ".bmp")
 @dataclass
 class InputSpec:
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]           # what generated samples get: stored shape, or --input-shape
     dtype: np.dtype
+    signature: tuple[int, ...] = ()  # -1 where the model takes any size
+    given: bool = False              # shape came from --input-shape
+
+    @property
+    def open_dims(self) -> bool:
+        """A size other than the batch is dynamic and nothing said which to use: the stored
+        shape is then a placeholder ([1, 1] for [-1, -1]) the model may not run at."""
+        return not self.given and any(d < 0 for d in self.signature[1:])
+
+    def accepts(self, shape) -> bool:
+        sig = self.signature or self.shape
+        return len(shape) == len(sig) and all(s < 0 or s == d for s, d in zip(sig, shape))
 
 
-def input_specs(model, subgraph: int = 0) -> list[InputSpec]:
+def input_specs(model, subgraph: int = 0, input_shapes: dict | None = None) -> list[InputSpec]:
+    """The inputs of ``subgraph``; ``input_shapes`` ({name: shape}, ``--input-shape``) fixes
+    the dynamic sizes samples are generated at."""
     sg = model.subgraphs[subgraph]
+    input_shapes = input_shapes or {}
+    names = [sg.tensors[t].name for t in sg.inputs]
+    unknown = sorted(set(input_shapes) - set(names)) if subgraph == 0 else []
+    if unknown:
+        raise TfloptError(f"--input-shape: no input named {unknown[0]!r} (inputs: {', '.join(names)})")
     out = []
     for t in sg.inputs:
         tensor = sg.tensors[t]
-        sig = tensor.shape_signature or tensor.shape
+        sig = tuple(tensor.shape_signature or tensor.shape)
         shape = tuple(d if d > 0 else 1 for d in (tensor.shape or sig))
-        out.append(InputSpec(tensor.name, shape, tensor.dtype or np.dtype(np.float32)))
+        spec = InputSpec(tensor.name, shape, tensor.dtype or np.dtype(np.float32), sig)
+        if tensor.name in input_shapes:
+            given = tuple(int(d) for d in input_shapes[tensor.name])
+            if not spec.accepts(given):
+                raise TfloptError(f"--input-shape {tensor.name}={','.join(map(str, given))}: the input takes "
+                                  f"{list(sig)} (-1: any size)")
+            spec.shape, spec.given = given, True
+        out.append(spec)
     return out
+
+
+def _require_shapes(source: str, specs: list[InputSpec]) -> None:
+    """Generated samples need every size: one line naming the option when a size is open."""
+    for s in specs:
+        if s.open_dims:
+            raise TfloptError(f"{source}: input {s.name!r} has dynamic shape {list(s.signature)}; "
+                              f"say which with --input-shape {s.name}="
+                              f"{','.join(str(d) if d > 0 else ('1' if i == 0 else 'N') for i, d in enumerate(s.signature))}")
 
 
 def signature_subgraphs(model) -> dict[str, int]:
@@ -115,7 +150,9 @@ def _fit(source: str, specs: list[InputSpec], sample) -> list[np.ndarray]:
     out = []
     for spec, x in zip(specs, sample):
         x = np.asarray(x)
-        if x.shape != spec.shape:
+        if x.ndim == len(spec.shape) - 1 and spec.accepts((1,) + x.shape):
+            x = x[None]  # batch-1 input given without its batch axis
+        if x.shape != spec.shape and not spec.accepts(x.shape):
             if x.size == int(np.prod(spec.shape)) and x.ndim in (len(spec.shape), len(spec.shape) - 1):
                 x = x.reshape(spec.shape)
             else:
@@ -132,12 +169,14 @@ def _fit(source: str, specs: list[InputSpec], sample) -> list[np.ndarray]:
 
 def _split_samples(source: str, spec: InputSpec, arr: np.ndarray) -> tuple[int, Callable[[int], np.ndarray]]:
     """(N, getter) for an array of samples along axis 0, full shape or without the batch-1 axis."""
-    if arr.ndim == len(spec.shape) + 1 and arr.shape[1:] == spec.shape:
+    if arr.ndim == len(spec.shape) + 1 and (arr.shape[1:] == spec.shape or spec.accepts(arr.shape[1:])):
         return arr.shape[0], lambda i: arr[i]
-    if spec.shape and spec.shape[0] == 1 and arr.ndim == len(spec.shape) and arr.shape[1:] == spec.shape[1:]:
+    if spec.shape and spec.shape[0] == 1 and arr.ndim == len(spec.shape) and (
+            arr.shape[1:] == spec.shape[1:] or spec.accepts((1,) + arr.shape[1:])):
         return arr.shape[0], lambda i: arr[i:i + 1]
+    want = [str(d) if d >= 0 else "any" for d in (spec.signature or spec.shape)]
     raise TfloptError(f"{source}: array for input {spec.name!r} has shape {list(arr.shape)}; expected "
-                      f"(N, {', '.join(map(str, spec.shape))}) or (N, {', '.join(map(str, spec.shape[1:]))})")
+                      f"(N, {', '.join(want)}) or (N, {', '.join(want[1:])})")
 
 
 def _from_arrays(source: str, specs: list[InputSpec], arrays: list[np.ndarray]) -> CalibrationData:
@@ -155,14 +194,14 @@ def _from_arrays(source: str, specs: list[InputSpec], arrays: list[np.ndarray]) 
     return CalibrationData(gen, n, source)
 
 
-def _load_npz(path: Path, model, subgraph: int = 0) -> CalibrationData:
+def _load_npz(path: Path, model, subgraph: int = 0, input_shapes: dict | None = None) -> CalibrationData:
     """Arrays keyed by input tensor name (any subgraph), or, for subgraph 0 only, in order."""
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.files)
     except Exception as e:  # zipfile / format errors come in many types
         raise TfloptError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from None
-    specs = input_specs(model, subgraph)
+    specs = input_specs(model, subgraph, input_shapes)
     names = [s.name for s in specs]
     if all(n in keys for n in names):
         chosen = names
@@ -291,6 +330,7 @@ def resize_bilinear(img: np.ndarray, h: int, w: int) -> np.ndarray:
 def _load_images(folder: Path, specs: list[InputSpec], normalize: str) -> CalibrationData:
     if len(specs) != 1 or len(specs[0].shape) != 4:
         raise TfloptError(f"{folder}: an image folder needs a model with one NHWC image input")
+    _require_shapes(str(folder), specs)  # images are resized to the input's size
     if normalize not in NORMALIZATIONS:
         raise TfloptError(f"unknown image normalization {normalize!r} (choose {', '.join(NORMALIZATIONS)})")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -372,9 +412,12 @@ def from_iterable(samples, model, *, subgraph: int = 0, source: str = "calibrati
     return data
 
 
-def random_calibration(model, count: int = 16, seed: int = 0, subgraph: int = 0) -> CalibrationData:
-    """Uniform [-1, 1) samples: only for checking a model runs, never for a model to ship."""
-    specs = input_specs(model, subgraph)
+def random_calibration(model, count: int = 16, seed: int = 0, subgraph: int = 0,
+                       input_shapes: dict | None = None) -> CalibrationData:
+    """Uniform [-1, 1) samples: only for checking a model runs, never for a model to ship.
+    Dynamic sizes other than the batch need ``input_shapes`` (``--input-shape``)."""
+    specs = input_specs(model, subgraph, input_shapes if subgraph == 0 else None)
+    _require_shapes(f"random:{count}", specs)
 
     def gen():
         rng = np.random.default_rng(seed)
@@ -383,26 +426,27 @@ def random_calibration(model, count: int = 16, seed: int = 0, subgraph: int = 0)
                    for s in specs]
     return CalibrationData(gen, count, f"random:{count}",
                            [f"calibrated on {count} random samples: activation ranges will not match real data"],
-                           views=lambda i: random_calibration(model, count, seed, i))
+                           views=lambda i: random_calibration(model, count, seed, i, input_shapes))
 
 
-def load_calibration(path, model, *, normalize: str = "unit") -> CalibrationData:
+def load_calibration(path, model, *, normalize: str = "unit", input_shapes: dict | None = None) -> CalibrationData:
     """Calibration samples for ``model`` from PATH: .npz, .npy, an image folder,
-    ``module:function`` / ``file.py:function``, or ``random[:N]``."""
+    ``module:function`` / ``file.py:function``, or ``random[:N]``. ``input_shapes``
+    ({input name: shape}) sizes the dynamic inputs of generated samples (random, images)."""
     text = str(path)
     if text == "random" or text.startswith("random:"):
         try:
             n = int(text.partition(":")[2] or 16)
         except ValueError:
             raise TfloptError(f"{text}: random calibration takes a sample count, e.g. random:16") from None
-        return random_calibration(model, n)
+        return random_calibration(model, n, input_shapes=input_shapes)
     p = Path(text)
     if p.is_dir():
-        return _load_images(p, input_specs(model), normalize)
+        return _load_images(p, input_specs(model, 0, input_shapes), normalize)
     if p.suffix == ".npz" and p.is_file():
-        return _load_npz(p, model)
+        return _load_npz(p, model, input_shapes=input_shapes)
     if p.suffix == ".npy" and p.is_file():
-        return _load_npy(p, input_specs(model))
+        return _load_npy(p, input_specs(model, 0, input_shapes))
     if ":" in text and not p.exists():
         return _load_callable(text, model)
     if not p.exists():
@@ -430,10 +474,15 @@ class RangeObserver:
 
     def update(self, x: np.ndarray, momentum: float, with_hist: bool) -> None:
         x = x.reshape(-1)
-        finite = x[np.isfinite(x)] if not np.isfinite(x).all() else x
-        if finite.size == 0:
+        if x.size == 0:
             return
-        lo, hi = float(finite.min()), float(finite.max())
+        lo, hi = float(x.min()), float(x.max())
+        finite = x
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN and inf show in min / max
+            finite = x[np.isfinite(x)]
+            if finite.size == 0:
+                return
+            lo, hi = float(finite.min()), float(finite.max())
         self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         if self.n == 0:
             self.ema_lo, self.ema_hi = lo, hi
@@ -493,12 +542,15 @@ class RangeObserver:
         raise ValueError(f"unknown calibration method {method!r}")
 
 
-def calibration_model(model):
+def calibration_model(model, input_shapes=None):
     """(model, cut op names): a copy that keeps every tensor index but drops the custom ops
     the stock interpreter cannot run and what depends on them; their inputs become outputs.
-    Tensors downstream of a cut op get no range, so the ops that read them stay float."""
-    from .runtime import runnable
-    return runnable(model, xnnpack=False)
+    Tensors downstream of a cut op get no range, so the ops that read them stay float.
+    ``input_shapes`` (in input order) sizes dynamic inputs for the trial run."""
+    from .runtime import has_custom_ops, runnable
+    if not has_custom_ops(model):
+        return model, []  # nothing to cut: no trial run, no copy (callers only read it)
+    return runnable(model, xnnpack=False, input_shapes=input_shapes)
 
 
 class _Progress:
@@ -543,62 +595,74 @@ def _signature_runner(interp, model, subgraph: int):
 
 def collect_ranges(model, data: CalibrationData, *, subgraph: int = 0, method: str = "minmax",
                    percentile: float = 99.99, max_samples: int = 0, levels: int = 256, progress: bool | None = None,
-                   progress_hook=None, momentum: float = 0.9) -> Ranges:
+                   progress_hook=None, momentum: float = 0.9, fast: bool | None = None) -> Ranges:
     """Run the samples through the float model and return the range of each float activation
-    of ``subgraph`` (subgraphs other than 0 are run through their signature)."""
-    from .runtime import interpreter
-    cal, cut = calibration_model(model) if subgraph == 0 else (model, [])
+    of ``subgraph`` (subgraphs other than 0 are run through their signature).
+
+    Subgraph 0 runs through ``observe.Observer``: the watched tensors become extra outputs of a
+    copy run with XNNPACK on every core (``fast=False`` or TFLOPT_OBSERVE=builtin: builtin
+    kernels with every tensor preserved). The interpreter is sized from the first sample
+    before its first allocation, so models with dynamic input shapes calibrate."""
+    from .observe import Observer, fast_default, peek
+    data = data.for_subgraph(subgraph)
+    first, samples = peek(data)
+    if first is None:
+        raise TfloptError(f"{data.source}: no calibration samples for subgraph {subgraph}")
+    shapes = [np.shape(x) for x in first]
+    try:
+        cal, cut = calibration_model(model, shapes) if subgraph == 0 else (model, [])
+    except (RuntimeError, ValueError) as e:
+        raise TfloptError(f"cannot run the model for calibration: {str(e).splitlines()[0]}") from None
     sg = cal.subgraphs[subgraph]
     produced = {t for op in sg.operators for t in op.outputs}
     watched = [t.index for t in sg.tensors
                if t.type == TensorType.FLOAT32 and not t.is_constant and (t.index in produced or t.index in sg.inputs)]
-    try:
-        interp = interpreter(cal, xnnpack=False, preserve_all=True)
-    except (RuntimeError, ValueError) as e:
-        raise TfloptError(f"cannot run the model for calibration: {str(e).splitlines()[0]}") from None
-    runner = names = None
-    if subgraph == 0:
-        details = {d["index"]: d for d in interp.get_input_details()}
-        if sorted(details) != sorted(sg.inputs):
-            raise TfloptError("cannot match the interpreter's inputs to the model's")
-    else:
-        runner, names = _signature_runner(interp, cal, subgraph)
-    data = data.for_subgraph(subgraph)
     observers = {t: RangeObserver() for t in watched}
     with_hist = method in ("percentile", "mse")
+    runner = names = observer = None
+    try:
+        if subgraph == 0:
+            # A cut model is a private copy: the observer may extend its outputs in place.
+            observer = Observer(cal, watched, input_shapes=shapes, fast=fast_default(fast), owned=cal is not model)
+        else:
+            from .runtime import interpreter
+            interp = interpreter(cal, xnnpack=False, preserve_all=True)
+            runner, names = _signature_runner(interp, cal, subgraph)
+    except (RuntimeError, ValueError) as e:
+        raise TfloptError(f"cannot run the model for calibration: {str(e).splitlines()[0]}") from None
+
+    def consume(values: dict) -> None:
+        for t, value in values.items():
+            observers[t].update(value, momentum, with_hist)
+
     if progress is None:
         progress = sys.stderr.isatty()
     total = data.count if not max_samples else min(max_samples, data.count or max_samples)
     bar = _Progress(total, progress, progress_hook)
     n = 0
     try:
-        for sample in data:
+        for sample in samples:
             if max_samples and n >= max_samples:
                 break
-            if runner is not None:
-                runner(**{names[t]: np.asarray(x, sg.tensors[t].dtype) for t, x in zip(sg.inputs, sample)})
-            else:
-                for t, x in zip(sg.inputs, sample):
-                    d = details[t]
-                    if list(x.shape) != list(d["shape"]):
-                        raise TfloptError(f"{data.source}: input {d['name']!r} wants shape {list(d['shape'])}, "
-                                          f"sample has {list(x.shape)}")
-                    interp.set_tensor(t, np.asarray(x, d["dtype"]))
-                interp.invoke()
-            for t, obs in list(observers.items()):
+            if observer is not None:
                 try:
-                    value = interp.get_tensor(t, subgraph)
-                except ValueError:
-                    # Never materialised (e.g. a control-flow output nothing reads): no range,
-                    # so the ops touching it stay float.
-                    del observers[t]
-                    continue
-                obs.update(value, momentum, with_hist)
+                    observer.run(sample, consume)
+                except (RuntimeError, ValueError) as e:
+                    raise TfloptError(f"{data.source}: cannot run sample {n + 1}: {str(e).splitlines()[0]}") from None
+            else:
+                runner(**{names[t]: np.asarray(x, sg.tensors[t].dtype) for t, x in zip(sg.inputs, sample)})
+                for t in list(observers):
+                    try:
+                        value = interp.get_tensor(t, subgraph)
+                    except ValueError:
+                        # Never materialised (e.g. a control-flow output nothing reads): no range,
+                        # so the ops touching it stay float.
+                        del observers[t]
+                        continue
+                    observers[t].update(value, momentum, with_hist)
             n += 1
             bar.step()
     finally:
         bar.close()
-    if n == 0:
-        raise TfloptError(f"{data.source}: no calibration samples for subgraph {subgraph}")
     ranges = {t: obs.range(method, percentile, levels) for t, obs in observers.items() if obs.n}
     return Ranges(ranges, n, cut)

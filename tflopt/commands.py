@@ -156,6 +156,9 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
               help="Calibration samples: .npz, .npy, an image folder, or module:function.")
 @click.option("--calibration-normalize", type=click.Choice(["unit", "signed", "raw", "imagenet"]), default="unit",
               show_default=True, help="Image folder pixels: unit [0,1], signed [-1,1], raw 0..255, imagenet mean/std.")
+@click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D1,D2,...",
+              help="Size of a dynamic input for generated calibration samples (random:N, images), e.g. "
+                   "audio=1,1760; repeatable. Data files give their own shapes.")
 @click.option("--force", is_flag=True, help="Allow OUTPUT to be the same file as MODEL.")
 @click.option("--layout", type=click.Choice(["auto", "inline", "external"]), default="auto", show_default=True,
               help="Where buffer bytes go: inside the flatbuffer, or after it (needed above 2 GB).")
@@ -163,11 +166,16 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option("--check", "check", is_flag=True,
               help="Load, allocate and run OUTPUT in the interpreter (a child process) before writing it.")
-def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibration_normalize: str, force: bool,
-                 layout: str, sizes: bool, as_json: bool, check: bool = False):
+def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibration_normalize: str, input_shape,
+                 force: bool, layout: str, sizes: bool, as_json: bool, check: bool = False):
     """Run a pipeline of passes over MODEL and write the result to OUTPUT."""
     from .pipeline import PassContext, PassManager, parse_pipeline
     passes = parse_pipeline(pipeline)  # before any I/O, so a typo fails fast
+    from .runtime import parse_input_shapes
+    try:
+        input_shapes = parse_input_shapes(input_shape)
+    except ValueError as e:
+        fail(str(e))
     if output.exists() and model.exists() and output.resolve() == model.resolve() and not force:
         fail(f"{output}: output is the input file; pass --force to overwrite it")
     if output.exists() and output.is_dir():
@@ -175,10 +183,10 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
     if not output.parent.exists() and str(output.parent):
         fail(f"{output}: folder {output.parent} does not exist")
     m = load(model)
-    ctx = PassContext()
+    ctx = PassContext(input_shapes=input_shapes)
     if calibration is not None:
         from .calibration import load_calibration
-        ctx.calibration = load_calibration(calibration, m, normalize=calibration_normalize)
+        ctx.calibration = load_calibration(calibration, m, normalize=calibration_normalize, input_shapes=input_shapes)
     report = PassManager(passes).run(m, ctx)
     checks: list[str] = []
     if check:

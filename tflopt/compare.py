@@ -100,12 +100,13 @@ def _samples_from_file(path: Path, details: list[dict], samples: int) -> list[li
         sample = []
         for a, d in zip(arrays, details):
             x = a[i]
-            if list(x.shape) != list(d["shape"]):
+            fitted = runtime.fit_sample(x, d)  # dynamic sizes (-1) take the data's
+            if fitted is None:
                 if x.size != int(np.prod(d["shape"])):
                     raise TfloptError(f"{path}: samples of shape {list(x.shape)} do not fit input "
-                                      f"{d['name']!r} of shape {list(d['shape'])}")
-                x = x.reshape(d["shape"])  # batch-1 inputs stored without the batch axis
-            sample.append(x)
+                                      f"{d['name']!r} of shape {list(d.get('shape_signature', d['shape']))}")
+                fitted = x.reshape(d["shape"])
+            sample.append(fitted)
         out.append(sample)
     return out
 
@@ -138,16 +139,19 @@ def compare_models(a, b, data=None, per_layer: bool = False, *, samples: int = 8
 
     Returns {"samples", "outputs": [{name, cosine, snr_db, max_abs_error, top1_agreement?}],
     "layers": [...] when per_layer}. Metrics are computed over all samples together."""
-    # Tensors inside a delegated partition are not readable: per-layer runs builtin kernels.
-    ia = runtime.interpreter(a, preserve_all=per_layer, xnnpack=not per_layer)
-    ib = runtime.interpreter(b, preserve_all=per_layer, xnnpack=not per_layer)
-    shared = (_activation_names(a) & _activation_names(b)) if per_layer else set()
-    da, db = ia.get_input_details(), ib.get_input_details()
+    da, db = runtime.input_details(a), runtime.input_details(b)
     if len(da) != len(db):
         raise TfloptError(f"models differ in input count ({len(da)} vs {len(db)})")
     sample_list = load_samples(data, da, samples, seed, db)
     if not sample_list:
         raise TfloptError("no samples to compare on")
+    # Sized from the data before the first allocation (dynamic input shapes).
+    # Tensors inside a delegated partition are not readable: per-layer runs builtin kernels.
+    shapes = [np.shape(x) for x in sample_list[0]]
+    ia = runtime.interpreter(a, preserve_all=per_layer, xnnpack=not per_layer, input_shapes=shapes)
+    ib = runtime.interpreter(b, preserve_all=per_layer, xnnpack=not per_layer, input_shapes=shapes)
+    shared = (_activation_names(a) & _activation_names(b)) if per_layer else set()
+    da, db = ia.get_input_details(), ib.get_input_details()
     outs_a, outs_b, layers = [], [], {}
     for sample in sample_list:
         if len(sample) != len(da):

@@ -36,6 +36,8 @@ class PassContext:
     facts: dict[str, Any] = field(default_factory=dict)
     # Settings of the calibrated methods (a tflopt.recovery.RecoveryConfig); None: defaults.
     recovery: Any = None
+    # {input name: shape} for dynamic inputs where no data says it (--input-shape).
+    input_shapes: dict = field(default_factory=dict)
 
 
 @dataclass

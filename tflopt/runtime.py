@@ -47,6 +47,26 @@ def interpreter(model, *, xnnpack: bool = True, preserve_all: bool = False, num_
     return interp
 
 
+def input_details(model) -> list[dict]:
+    """The inputs' details (``name``, ``index``, ``dtype``, ``shape``, ``shape_signature``,
+    ``quantization``) without allocating: a model with dynamic input sizes may not prepare
+    at its stored placeholder shape, so callers size it from their data first."""
+    from ai_edge_litert.interpreter import Interpreter
+    return Interpreter(model_content=_content(model)).get_input_details()
+
+
+def fit_sample(x, detail: dict):
+    """``x`` as a sample for the input ``detail`` describes: as it is when its shape fits the
+    signature (-1: any size), with the batch-1 axis added when it lacks one; else None."""
+    x = np.asarray(x)
+    sig = [int(d) for d in detail.get("shape_signature", detail["shape"])] or [int(d) for d in detail["shape"]]
+    if x.ndim == len(sig) - 1 and sig and sig[0] in (1, -1):
+        x = x[None]
+    if x.ndim == len(sig) and all(s < 0 or s == d for s, d in zip(sig, x.shape)):
+        return x
+    return None
+
+
 def parse_input_shapes(specs) -> dict[str, list[int]]:
     """``["NAME=1,1760", ...]`` (the ``--input-shape`` option) -> {name: [1, 1760]}."""
     out: dict[str, list[int]] = {}
@@ -141,11 +161,18 @@ def cut_ops(model, doomed_names: set[str]):
     return model
 
 
-def runnable(model, *, xnnpack: bool = True):
+def has_custom_ops(model) -> bool:
+    """Whether any operator is a custom op (the only kind ``runnable`` may have to cut)."""
+    from . import schema
+    return any(schema.builtin_code(oc) == schema.BuiltinOperator.CUSTOM for oc in model.operator_codes)
+
+
+def runnable(model, *, xnnpack: bool = True, input_shapes=None):
     """A copy of the model the stock interpreter can run: custom ops it cannot resolve (and
     what depends on them) are cut, their inputs become outputs, every tensor keeps its index.
     Returns (model, cut op names).
-    Used to compare models with mediapipe's custom ops numerically on everything else."""
+    Used to compare models with mediapipe's custom ops numerically on everything else.
+    ``input_shapes`` sizes dynamic inputs for the trial run (see ``interpreter``)."""
     import re
 
     from .io import load
@@ -154,7 +181,8 @@ def runnable(model, *, xnnpack: bool = True):
     cut: list[str] = []
     for _ in range(64):
         try:
-            invoke(interpreter(m, xnnpack=xnnpack), random_inputs(interpreter(m, xnnpack=xnnpack)))
+            it = interpreter(m, xnnpack=xnnpack, input_shapes=input_shapes)
+            invoke(it, random_inputs(it))
             return m, cut
         except RuntimeError as e:
             # XNNPACK resolves some of mediapipe's custom ops (Convolution2DTransposeBias).

@@ -51,6 +51,7 @@ class LayerSpec:
     bias_position: int | None
     activation: int = 0
     params: dict = field(default_factory=dict)
+    _geometry: dict = field(default_factory=dict, repr=False)   # params_at cache
 
     @property
     def op(self):
@@ -94,14 +95,32 @@ class LayerSpec:
         x = np.asarray(x, np.float32)
         if self.kind in ("fc", "bmm"):
             return x.reshape(-1, self.cols)
-        p = self.params
         n, h, w, c = x.shape
+        p = self.params_at(h, w)
         xp = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))      # index h / w reads a zero
         iy, ix = _indices(p["oh"], p["kh"], h, p, "y"), _indices(p["ow"], p["kw"], w, p, "x")
         patch = xp[:, iy[:, None, :, None], ix[None, :, None, :], :]   # [n, oh, ow, kh, kw, c]
         if self.kind == "depthwise":
             return patch.reshape(-1, p["kh"] * p["kw"], c)
         return patch.reshape(-1, self.cols)
+
+    def params_at(self, h: int, w: int) -> dict:
+        """The convolution's geometry for an input of h x w: the stored shapes of a model with
+        dynamic input sizes are placeholders, so output size and padding follow the data."""
+        p = self.params
+        if (h, w) == (p.get("h", h), p.get("w", w)) or self.kind == "tconv":
+            return p
+        key = (h, w)
+        if key not in self._geometry:
+            q = dict(p, h=h, w=w)
+            for axis, size in (("y", h), ("x", w)):
+                k, s, d = p["kh" if axis == "y" else "kw"], p["s" + axis], p["d" + axis]
+                eff = (k - 1) * d + 1
+                out = -(-size // s) if p["same"] else max(-(-(size - eff + 1) // s), 0)
+                q["oh" if axis == "y" else "ow"] = out
+                q["p" + axis] = _same_pad(size, out, k, s, d) if p["same"] else 0
+            self._geometry[key] = q
+        return self._geometry[key]
 
     def predict(self, x: np.ndarray, w2: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         """The op's output for one sample from its input (activation applied), [positions, rows]."""
@@ -185,9 +204,12 @@ def layer_spec(slot) -> tuple[LayerSpec | None, str | None]:
             return None, "not a 4-D convolution"
         _, h, w, c = xin.shape
         _, oh, ow, oc = yout.shape
-        p = {"oh": oh, "ow": ow, "sy": int(opts.strideH or 1), "sx": int(opts.strideW or 1)}
         same = int(opts.padding or 0) == 0
+        p = {"oh": oh, "ow": ow, "h": h, "w": w, "same": same, "sy": int(opts.strideH or 1),
+             "sx": int(opts.strideW or 1)}
         if name == "TRANSPOSE_CONV":
+            if any(d < 0 for d in (yout.shape_signature or ())[1:3]):
+                return None, "transposed convolution with dynamic spatial size is not modelled"
             o, kh, kw, i = shape
             if i != c or o != oc:
                 return None, "channel counts do not match"
@@ -293,24 +315,27 @@ class _Accumulator:
 def cut_custom_ops(model):
     """(the model, or a copy with the custom ops the builtin kernels cannot run cut and every
     tensor index kept; the cut op names). Callers only read what it returns."""
-    from tflopt.runtime import runnable
+    from tflopt.runtime import has_custom_ops, runnable
+    if not has_custom_ops(model):
+        return model, []  # nothing to cut: no trial run
     _, cut = runnable(model, xnnpack=False)
     return _cut_known(model, cut), cut
 
 
 def gather(model, specs: list[LayerSpec], samples: Iterable[list[np.ndarray]], *, cut: list[str] | None = None,
-           weights: dict | None = None, biases: dict | None = None, hessian: bool = True) -> dict[int, LayerStats | str]:
+           weights: dict | None = None, biases: dict | None = None, hessian: bool = True,
+           fast: bool | None = None) -> dict[int, LayerStats | str]:
     """Run the samples through the model as it is now and accumulate each spec's stats.
 
     ``weights`` / ``biases`` (by spec position) are the current float values, used once per
     layer to check that X reproduces the op's output. Returns {position: stats or reason}.
+    The layers' inputs (and outputs, for the check) are read through ``observe.Observer``:
+    extra outputs of a copy run with XNNPACK on every core unless ``fast=False`` /
+    TFLOPT_OBSERVE=builtin. The interpreter is sized from the first sample.
     """
-    from tflopt.runtime import interpreter
+    from tflopt.observe import Observer, peek
     m, cut_now = cut_custom_ops(model) if cut is None else (_cut_known(model, cut), cut)
-    interp = interpreter(m, xnnpack=False, preserve_all=True)
-    details = interp.get_input_details()
     sg_inputs = m.main.inputs
-    order = {d["index"]: d for d in details}
     produced = {t for op in m.main.operators for t in op.outputs} | set(sg_inputs)
     accs: dict[int, _Accumulator] = {}
     out: dict[int, LayerStats | str] = {}
@@ -321,20 +346,22 @@ def gather(model, specs: list[LayerSpec], samples: Iterable[list[np.ndarray]], *
             accs[i] = _Accumulator(spec, hessian)
     if not accs:
         return out
-    for sample in samples:
-        for t, x in zip(sg_inputs, sample):
-            d = order[t]
-            x = np.asarray(x, d["dtype"])
-            if list(x.shape) != list(d["shape"]):
-                interp.resize_tensor_input(d["index"], list(x.shape))
-                interp.allocate_tensors()
-            interp.set_tensor(d["index"], x)
-        interp.invoke()
-        for i, acc in accs.items():
-            spec = acc.spec
-            x = interp.get_tensor(spec.input_index)
-            y = interp.get_tensor(spec.output_index) if acc.check is None else None
-            acc.add(x, y, None if weights is None else weights.get(i), None if biases is None else biases.get(i))
+    first, samples = peek(samples)
+    if first is not None:
+        wanted = [t for acc in accs.values() for t in (acc.spec.input_index, acc.spec.output_index)]
+        observer = Observer(m, wanted, input_shapes=[np.shape(x) for x in first], fast=fast, owned=m is not model)
+
+        def consume(values: dict) -> None:
+            for i, acc in accs.items():
+                spec = acc.spec
+                x = values.get(spec.input_index)
+                if x is None:
+                    continue
+                y = values.get(spec.output_index) if acc.check is None else None
+                acc.add(x, y, None if weights is None else weights.get(i), None if biases is None else biases.get(i))
+
+        for sample in samples:
+            observer.run(sample, consume)
     for i, acc in accs.items():
         out[i] = acc.result() if acc.count else "no calibration samples reached it"
     return out
