@@ -70,7 +70,101 @@ def build_mlp(mb: int) -> Path:
     return path
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--build-only"]:
-    for mb in sys.argv[2].split(","):
-        print(build_mlp(int(mb)))
-    sys.exit(0)
+_AEQ = r"""
+import sys
+from ai_edge_quantizer import quantizer, recipe
+model, out, work = sys.argv[1:4]
+q = quantizer.Quantizer(model)
+q.load_quantization_recipe({"dynamic": recipe.dynamic_wi8_afp32}[work]())
+q.quantize().export_model(out, overwrite=True)
+"""
+TFLOPT_SPECS = {"float16": "quantize(mode=float16)", "dynamic": "quantize(mode=dynamic)"}
+
+
+def child(cmd: list[str]) -> tuple[float, int]:
+    """(seconds, peak RSS bytes) of one command run as a fresh process (os.wait4 rusage)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))[:200]} failed: {proc.stderr.read().decode()[-500:]}")
+    return seconds, usage.ru_maxrss * 1024
+
+
+def commands(work: str, model: Path, out: Path) -> dict[str, list[str] | None]:
+    """The command of each tool for one work (None: the tool has no such work)."""
+    tflopt = [sys.executable, "-m", "tflopt"]
+    aeq = [AEQ_PYTHON, "-c", _AEQ, str(model), str(out), work] if Path(AEQ_PYTHON).exists() else None
+    if work == "roundtrip":
+        return {"tflopt": tflopt + ["optimize", str(model), "-o", str(out)], "cp": ["cp", str(model), str(out)]}
+    if work == "size":
+        return {"tflopt": tflopt + ["size", str(model), "--json"]}
+    return {"tflopt": tflopt + ["optimize", str(model), "-o", str(out), "-p", TFLOPT_SPECS[work]],
+            "ai-edge-quantizer": aeq if work == "dynamic" else None}
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def run(works: list[str], mbs: list[int], repeat: int, tmp: Path) -> list[dict]:
+    rows = []
+    for mb in mbs:
+        model = build_mlp(mb)
+        size = model.stat().st_size
+        for work in works:
+            out = tmp / f"out_{work}.tflite"
+            runs: dict[str, list[tuple[float, int]]] = {}
+            for _ in range(repeat):  # interleaved, one process at a time (the 2 GB ones need GBs)
+                for tool, cmd in commands(work, model, out).items():
+                    if cmd is None:
+                        continue
+                    runs.setdefault(tool, []).append(child(cmd))
+                    out.unlink(missing_ok=True)
+            row = {"model": model.name, "file_mb": size / 1e6, "work": work}
+            for tool, rs in runs.items():
+                row[tool] = (median([r[0] for r in rs]), max(r[1] for r in rs))
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+def _cell(row: dict, tool: str) -> str:
+    if tool not in row:
+        return "- | -"
+    sec, peak = row[tool]
+    return f"{sec:.2f} s | {peak / 2**20:,.0f} MB ({peak / (row['file_mb'] * 1e6):.2f}x)"
+
+
+HEADER = ("| model | MB | work | tflopt | peak (x file) | ai-edge-quantizer | peak (x file) | cp | peak |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+
+
+def format_row(row: dict) -> str:
+    return (f"| {row['model']} | {row['file_mb']:,.0f} | {row['work']} | {_cell(row, 'tflopt')} | "
+            f"{_cell(row, 'ai-edge-quantizer')} | {_cell(row, 'cp')} |")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mb", default="10,100,500,2400", help="model sizes in MB (comma-separated)")
+    ap.add_argument("--works", default="roundtrip,float16,dynamic,size")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per tool (median time, max peak)")
+    ap.add_argument("--build-only", action="store_true", help="build (cache) the models and stop")
+    args = ap.parse_args(argv)
+    mbs = [int(x) for x in args.mb.split(",")]
+    if args.build_only:
+        for mb in mbs:
+            print(build_mlp(mb))
+        return
+    print(f"tflopt: {sys.executable}; ai-edge-quantizer: {AEQ_PYTHON if Path(AEQ_PYTHON).exists() else 'not found'}")
+    print(HEADER, flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
+        run(args.works.split(","), mbs, args.repeat, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -232,11 +232,20 @@ def _pack_tables(builder, items) -> int:
 
 
 def _estimate_size(model: Model, external: set[int]) -> int:
+    """An upper bound of the flatbuffer's size. Generous: the builder's memory is anonymous
+    and only the pages written cost anything, while outgrowing it would copy it whole."""
     data = sum(b.nbytes + _ALIGN for i, b in enumerate(model.buffers) if i not in external)
     tensors = sum(len(sg.tensors) for sg in model.subgraphs)
     ops = sum(len(sg.operators) for sg in model.subgraphs)
     custom = sum(len(op.raw.customOptions) for op in model.operators() if op.raw.customOptions is not None)
-    return data + 64 * len(model.buffers) + 512 * tensors + 256 * ops + 2 * custom + 2**16
+    quant = 0
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            q = t.raw.quantization
+            if q is not None:
+                quant += sum(0 if v is None else 8 * len(v) + 16 for v in (q.scale, q.zeroPoint, q.min, q.max))
+    tables = 64 * len(model.buffers) + 512 * tensors + 256 * ops + 2 * custom + 2 * quant + 2**16
+    return data + 2 * tables + 2**20
 
 
 def _builder(size: int) -> flatbuffers.Builder:

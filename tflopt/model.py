@@ -573,7 +573,8 @@ class Model:
 
     # -- buffers and op codes --------------------------------------------------------------
     def add_buffer(self, data=None) -> int:
-        self.buffers.append(Buffer(data) if data is not None else Buffer())
+        """A new buffer holding ``data`` (an array, or a ``Buffer`` such as a deferred one)."""
+        self.buffers.append(data if isinstance(data, Buffer) else Buffer(data) if data is not None else Buffer())
         return len(self.buffers) - 1
 
     def buffer_users(self, buffer_index: int) -> list[Tensor]:
