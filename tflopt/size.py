@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
+from .distinct import distinct_count
 from .model import Model
 
 # The command-line tools' own default levels: fast enough to stay within seconds per 100 MB
@@ -141,7 +142,7 @@ def tensor_table(model: Model) -> list[TensorSize]:
                 continue
             data = t.data
             values = np.asarray(data).reshape(-1)
-            unique = int(np.unique(values).size) if values.size else 0
+            unique = distinct_count(values)
             zeros = float(np.count_nonzero(values == 0) / values.size) if values.size else 0.0
             if t.sparsity is not None:
                 # Stored values only: elements not stored are zeros too.
