@@ -144,3 +144,20 @@ def test_bench_scale_runs_the_small_model(tmp_path):
         sec, peak = bench.child(cmds["tflopt"])
         rows.append(bench.format_row({"model": "mlp_fp32", "file_mb": 0.1, "work": work, "tflopt": (sec, peak)}))
     assert all(r.count("|") == 10 and " s | " in r for r in rows)
+
+
+def test_unique_counts_by_histogram_and_limit(monkeypatch):
+    from tflopt import size
+    from tflopt.distinct import distinct_count
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 40, 5000).astype(np.float16) / np.float16(7)
+    h[:3] = [np.float16(0.0), np.float16(-0.0), np.float16(np.nan)]
+    h[3:6] = np.array([0x7E01, 0xFE00, 0x7C01], np.uint16).view(np.float16)  # NaNs of other payloads
+    for a in (h, rng.integers(-128, 128, 999).astype(np.int8), rng.integers(0, 9, 999).astype(np.uint8),
+              rng.integers(-300, 300, 999).astype(np.int16)):
+        assert size._unique_count(a, False) == distinct_count(a)
+    w = rng.standard_normal(100).astype(np.float32)
+    monkeypatch.setattr(size, "UNIQUE_SORT_LIMIT", 50)
+    assert size._unique_count(w, False) is None and size._unique_count(w, True) == distinct_count(w) == 100
+    rows = size.tensor_table(io.load(MODELS / "mlp_fp32.tflite"))
+    assert any(r.unique_values is None for r in rows) and all(r.unique_values is None or r.unique_values > 0 for r in rows)

@@ -118,14 +118,17 @@ def inspect_cmd(model: Path, as_json: bool, show_ops: bool):
               help="gzip (zlib) level (6, gzip's default; 9 as `gzip -9`).")
 @click.option("--top", type=click.IntRange(0), default=15, show_default=True,
               help="Tensors listed in the text table (largest first); 0 lists none.")
-def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, gzip_level: int, top: int):
+@click.option("--exact-unique", is_flag=True, help="Count distinct values of tensors over 16M 32-bit values too "
+              "(a sort each, seconds per tensor); otherwise they show '-' (null).")
+def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, gzip_level: int, top: int,
+             exact_unique: bool):
     """Raw, gzip and zstd sizes of MODEL (streamed from the file), a per-tensor table, and
     deltas against OTHER."""
     from .size import compare, measure, summary_line
     results = []
     for path in [model] + ([other] if other else []):
         load(path)  # a bad file fails here, with the loader's one-line error
-        r = measure(path, zstd_level=zstd_level, gzip_level=gzip_level)
+        r = measure(path, zstd_level=zstd_level, gzip_level=gzip_level, exact_unique=exact_unique)
         r["path"] = str(path)
         results.append(r)
     if as_json:
@@ -142,7 +145,8 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, gz
         if rows:
             click.echo(f"  {'bytes':>12} {'dtype':8} {'elements':>10} {'unique':>8} {'zeros':>6}  name")
             for t in rows:
-                click.echo(f"  {t['bytes']:>12,} {t['dtype']:8} {t['elements']:>10,} {t['unique_values']:>8,} "
+                unique = "-" if t["unique_values"] is None else f"{t['unique_values']:,}"
+                click.echo(f"  {t['bytes']:>12,} {t['dtype']:8} {t['elements']:>10,} {unique:>8} "
                            f"{t['zero_fraction']:>6.1%}  {t['name']}")
     if other:
         d = compare(results[0], results[1])
