@@ -10,7 +10,8 @@ The models are built once with TensorFlow (``--tf-python``, default /work/tfvenv
 ``$TFLOPT_TF_PYTHON``) and cached under ~/.cache/tflopt/bench/. ai-edge-quantizer runs from its
 own environment (``--aeq-python``, default /work/aeq-venv/bin/python: ``python3 -m venv
 /work/aeq-venv && /work/aeq-venv/bin/pip install ai-edge-quantizer``); without it its column
-shows "-". The >2 GB cases run one at a time (they need a few GB each).
+shows "-" (it has no float16 recipe). Every run is one process at a time: the >2 GB cases need
+GBs (TensorFlow needs ~20 GB once, to convert the 2.4 GB model).
 
     python benchmarks/bench_scale.py [--mb 10,100,500,2400] [--works roundtrip,float16,dynamic,size]
         [--repeat 1] [--resnet]
