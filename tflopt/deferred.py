@@ -30,7 +30,8 @@ def deferrable(t: Tensor) -> bool:
 def _blocks(source: Buffer, dtype, shape: tuple[int, ...]):
     """(lo, hi, block) row blocks of the source values (float32), dropping each block's file
     pages once the caller is done with it."""
-    values = source.data.view(dtype).reshape(shape)
+    # write_view: a deferred source (float16 then dynamic) is computed for this read, not kept.
+    values = np.frombuffer(source.write_view(), dtype).reshape(shape)
     if values.ndim == 0:
         yield 0, 1, values.astype(np.float32)
         return
