@@ -118,7 +118,7 @@ def inspect_cmd(model: Path, as_json: bool, show_ops: bool):
               help="gzip (zlib) level (6, gzip's default; 9 as `gzip -9`).")
 @click.option("--top", type=click.IntRange(0), default=15, show_default=True,
               help="Tensors listed in the text table (largest first); 0 lists none.")
-@click.option("--exact-unique", is_flag=True, help="Count distinct values of tensors over 16M 32-bit values too "
+@click.option("--exact-unique", is_flag=True, help="Count distinct values of 32-bit tensors over 2^24 values too "
               "(a sort each, seconds per tensor); otherwise they show '-' (null).")
 def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, gzip_level: int, top: int,
              exact_unique: bool):
