@@ -20,16 +20,19 @@ import numpy as np
 
 from tflopt.distinct import distinct_count, max_distinct_along
 from tflopt.pipeline import Pass, PassResult, register
-from tflopt.size import gzip_size, summary_line, zstd_size
+from tflopt.size import CompressedSizes, summary_line
+from tflopt.size import model_sizes as streamed_model_sizes
 from tflopt.sparse import encode_like, stored_nbytes, to_dense
 from tflopt.weights import WeightRef, find_weights, float_values
 
 DEFAULT_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"]
 # Per-pass and per-tensor figures are computed before and after every pass, so they use
-# fast levels: gzip -9 and zstd -19 take seconds per megabyte on half-zero weights, for
-# figures within ~1% of these (benchmarks/compression_table.py reports -9 / -19).
-FIGURES_GZIP_LEVEL = 6
-FIGURES_ZSTD_LEVEL = 9
+# the fastest levels, gzip -1 and zstd -3, run side by side (CompressedSizes): gzip -6 /
+# zstd -9 cost a fifth of a ResNet50 recovery run; on half-zero weights these are ~1% (zstd)
+# and ~8% (gzip) above them, before and after alike, so the before -> after saving keeps its
+# meaning (benchmarks/compression_table.py reports -9 / -19; `tflopt size` any level).
+FIGURES_GZIP_LEVEL = 1
+FIGURES_ZSTD_LEVEL = 3
 
 
 # -- weights as prune, cluster and sparsify see them ----------------------------------------
@@ -125,8 +128,10 @@ class WeightSlot:
                "distinct_per_channel": self.distinct_per_channel(), "bytes": len(data),
                "bits_per_weight": round(len(data) * 8 / n, 4)}
         if sizes:
-            out["gzip"] = gzip_size(data, FIGURES_GZIP_LEVEL)
-            out["zstd"] = zstd_size(data, FIGURES_ZSTD_LEVEL)
+            sink = CompressedSizes(FIGURES_GZIP_LEVEL, FIGURES_ZSTD_LEVEL, size=len(data))
+            sink.write(data)
+            r = sink.result()
+            out["gzip"], out["zstd"] = r["gzip_bytes"], r["zstd_bytes"]
         return out
 
 
@@ -152,11 +157,12 @@ def size_stats(before: dict, after: dict) -> dict:
 def model_sizes(model, before: dict | None = None, *, compress: bool = True) -> dict:
     """Whole-file raw (and gzip/zstd unless ``compress`` is off) sizes; given the earlier
     figures, both and the summary lines."""
-    data = model.to_bytes()
-    now = {"raw": len(data)}
-    if compress:
-        now.update(gzip=gzip_size(data, FIGURES_GZIP_LEVEL), zstd=zstd_size(data, FIGURES_ZSTD_LEVEL),
-                   gzip_level=FIGURES_GZIP_LEVEL, zstd_level=FIGURES_ZSTD_LEVEL)
+    if compress:  # streamed through the writer: the file is never held whole
+        r = streamed_model_sizes(model, gzip_level=FIGURES_GZIP_LEVEL, zstd_level=FIGURES_ZSTD_LEVEL)
+        now = {"raw": r["raw_bytes"], "gzip": r["gzip_bytes"], "zstd": r["zstd_bytes"],
+               "gzip_level": FIGURES_GZIP_LEVEL, "zstd_level": FIGURES_ZSTD_LEVEL}
+    else:
+        now = {"raw": model.serialized_size()}
     if before is None:
         return now
     return {"size": {"before": before, "after": now,

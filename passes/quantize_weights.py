@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tflopt import deferred
 from tflopt.model import Model, Operator, Subgraph, Tensor
 from tflopt.pipeline import PassResult
 from tflopt.quantization import float16_loss, quantize_symmetric, symmetric_scale, to_float16
@@ -204,8 +205,16 @@ def float16_behind_dequantize(sg: Subgraph, root: Tensor, uses: list[tuple[Opera
     """A float16 copy of the float32 constant ``root`` feeding the given uses through a
     DEQUANTIZE; returns the DEQUANTIZE output."""
     fp16 = sg.add_tensor(name or root.name, root.shape, TensorType.FLOAT16,
-                         data=to_float16(root.data), shape_signature=root.shape_signature)
+                         data=_float16_data(root), shape_signature=root.shape_signature)
     return _insert_dequantize(sg, fp16, uses, out_name or f"{root.name}_dequantize")
+
+
+def _float16_data(root: Tensor):
+    """``to_float16(root.data)``, computed by row blocks when the model is written (bounded
+    memory: the converted weights are never all held at once)."""
+    if deferred.deferrable(root) and root.type == TensorType.FLOAT32:
+        return deferred.map_rows(root, lambda rows, lo, hi: to_float16(rows), np.float16)
+    return to_float16(root.data)
 
 
 def _sparse_to_float16(sg: Subgraph, root: Tensor, chosen, counts: dict) -> None:
@@ -418,10 +427,18 @@ def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, bu
             q = root
             counts["reused_int8"] += 1
         else:
+            pre = rounded.get(id(uses[0][0])) if len(uses) == 1 and len(chosen) == 1 else None
+            if pre is None and deferred.deferrable(root):
+                data, scale = _deferred_int8_weight(root, axis, per_channel)
+                q = sg.add_tensor(root.name, root.shape, TensorType.INT8, data=data,
+                                  quantization=(scale, np.zeros(scale.size, np.int64), axis or 0))
+                if made is not None and (per_channel or axis is None):
+                    made[(root.index, axis)] = q
+                _rewire(sg, q, uses, hybrid, counts, root)
+                continue
             if values is None:
                 values = float_values(root)
             data, scale = _int8_weight(values, axis, per_channel)
-            pre = rounded.get(id(uses[0][0])) if len(uses) == 1 and len(chosen) == 1 else None
             if pre is not None and pre[2] == (axis if per_channel else None) and pre[1].size == scale.size:
                 data, scale = pre[0], np.asarray(pre[1], np.float32)   # GPTQ: same grid, other rounding
             else:
@@ -430,15 +447,36 @@ def _quantize_root(sg: Subgraph, root: Tensor, chosen, options, counts: dict, bu
                               quantization=(scale, np.zeros(scale.size, np.int64), axis or 0))
             if made is not None and pre is None and (per_channel or axis is None):
                 made[(root.index, axis)] = q   # an IF / WHILE passing this weight on shares it
-        if hybrid:
-            for op, pos in uses:
-                op.set_input(pos, q.index)
-                if hasattr(op.options, "asymmetricQuantizeInputs"):
-                    op.options.asymmetricQuantizeInputs = True
-            counts["hybrid"] += len(uses)
-        else:
-            _insert_dequantize(sg, q, uses, f"{root.name}_dequantize")
-            counts["weight_only"] += len(uses)
+        _rewire(sg, q, uses, hybrid, counts, root)
+
+
+def _rewire(sg: Subgraph, q: Tensor, uses, hybrid: bool, counts: dict, root: Tensor) -> None:
+    if hybrid:
+        for op, pos in uses:
+            op.set_input(pos, q.index)
+            if hasattr(op.options, "asymmetricQuantizeInputs"):
+                op.options.asymmetricQuantizeInputs = True
+        counts["hybrid"] += len(uses)
+    else:
+        _insert_dequantize(sg, q, uses, f"{root.name}_dequantize")
+        counts["weight_only"] += len(uses)
+
+
+def _deferred_int8_weight(root: Tensor, axis: int | None, per_channel: bool):
+    """``_int8_weight(float_values(root), ...)`` with the scales from one pass over row blocks
+    and the int8 bytes computed by row blocks when the model is written: the same bytes,
+    without holding the float copy and the int8 weights of the whole model at once."""
+    if axis is not None and not per_channel:
+        whole = symmetric_scale(deferred.abs_max(root, None), None)[0]
+        scale = np.full(root.shape[axis], whole, np.float32)
+    else:
+        scale = symmetric_scale(deferred.abs_max(root, axis), axis)
+
+    def rows(block: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        s = scale[lo:hi] if axis == 0 and scale.size > 1 else scale
+        return quantize_symmetric(block, axis, scale=s)[0]
+
+    return deferred.map_rows(root, rows, np.int8), np.asarray(scale, np.float32).reshape(-1)
 
 
 def remove_dead_producers(model: Model) -> int:

@@ -128,13 +128,21 @@ def test_help_for_every_command(capsys):
 
 
 def test_size_json_matches_independent_compressors(capsys):
-    rc, out, _ = _run(capsys, "size", MODEL, "--json")
+    rc, out, _ = _run(capsys, "size", MODEL, "--json", "--gzip-level", "9", "--zstd-level", "19")
     assert rc == 0
     d = json.loads(out)
     data = MODEL.read_bytes()
     assert d["raw_bytes"] == len(data)
+    assert (d["gzip_level"], d["zstd_level"]) == (9, 19)
     assert d["gzip_bytes"] == len(gzip.compress(data, compresslevel=9))
     assert d["zstd_bytes"] == len(zstandard.ZstdCompressor(level=19).compress(data))
+    # The defaults: gzip's and zstd's own levels, zstd streamed with the size announced.
+    rc, out, _ = _run(capsys, "size", MODEL, "--json")
+    d = json.loads(out)
+    z = zstandard.ZstdCompressor(level=3).compressobj(size=len(data))
+    assert (d["gzip_level"], d["zstd_level"]) == (6, 3)
+    assert d["gzip_bytes"] == len(gzip.compress(data, compresslevel=6))
+    assert d["zstd_bytes"] == len(z.compress(data) + z.flush())
     names = {t["name"] for t in d["tensors"]}
     assert len(names) == len(d["tensors"]) > 3
     for t in d["tensors"]:

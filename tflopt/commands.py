@@ -112,18 +112,23 @@ def inspect_cmd(model: Path, as_json: bool, show_ops: bool):
 @MODEL_ARG
 @click.argument("other", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print figures as JSON (raw_bytes, gzip_bytes, zstd_bytes, tensors).")
-@click.option("--zstd-level", type=click.IntRange(1, 22), default=19, show_default=True)
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True,
+              help="zstd level (3, zstd's default, streams ~100 MB/s; 19 is ~50x slower for ~1% less).")
+@click.option("--gzip-level", type=click.IntRange(1, 9), default=6, show_default=True,
+              help="gzip (zlib) level (6, gzip's default; 9 as `gzip -9`).")
 @click.option("--top", type=click.IntRange(0), default=15, show_default=True,
               help="Tensors listed in the text table (largest first); 0 lists none.")
-def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, top: int):
-    """Raw, gzip -9 and zstd sizes of MODEL, a per-tensor table, and deltas against OTHER."""
+@click.option("--exact-unique", is_flag=True, help="Count distinct values of 32-bit tensors over 2^24 values too "
+              "(a sort each, seconds per tensor); otherwise they show '-' (null).")
+def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, gzip_level: int, top: int,
+             exact_unique: bool):
+    """Raw, gzip and zstd sizes of MODEL (streamed from the file), a per-tensor table, and
+    deltas against OTHER."""
     from .size import compare, measure, summary_line
     results = []
     for path in [model] + ([other] if other else []):
-        m = load(path)
-        data = path.read_bytes()
-        r = measure(data, zstd_level=zstd_level)
-        del m
+        load(path)  # a bad file fails here, with the loader's one-line error
+        r = measure(path, zstd_level=zstd_level, gzip_level=gzip_level, exact_unique=exact_unique)
         r["path"] = str(path)
         results.append(r)
     if as_json:
@@ -134,12 +139,14 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
         emit_json(out)
         return
     for r in results:
-        click.echo(f"{r['path']}: raw {r['raw_bytes']:,}  gzip-9 {r['gzip_bytes']:,}  zstd-{zstd_level} {r['zstd_bytes']:,}")
+        click.echo(f"{r['path']}: raw {r['raw_bytes']:,}  gzip-{gzip_level} {r['gzip_bytes']:,}  "
+                   f"zstd-{zstd_level} {r['zstd_bytes']:,}")
         rows = sorted(r["tensors"], key=lambda x: -x["bytes"])[:top]
         if rows:
             click.echo(f"  {'bytes':>12} {'dtype':8} {'elements':>10} {'unique':>8} {'zeros':>6}  name")
             for t in rows:
-                click.echo(f"  {t['bytes']:>12,} {t['dtype']:8} {t['elements']:>10,} {t['unique_values']:>8,} "
+                unique = "-" if t["unique_values"] is None else f"{t['unique_values']:,}"
+                click.echo(f"  {t['bytes']:>12,} {t['dtype']:8} {t['elements']:>10,} {unique:>8} "
                            f"{t['zero_fraction']:>6.1%}  {t['name']}")
     if other:
         d = compare(results[0], results[1])
@@ -162,12 +169,16 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
 @click.option("--force", is_flag=True, help="Allow OUTPUT to be the same file as MODEL.")
 @click.option("--layout", type=click.Choice(["auto", "inline", "external"]), default="auto", show_default=True,
               help="Where buffer bytes go: inside the flatbuffer, or after it (needed above 2 GB).")
-@click.option("--sizes", is_flag=True, help="Also report gzip -9 and zstd sizes before and after.")
+@click.option("--sizes", is_flag=True, help="Also report gzip and zstd sizes before and after (gzip -6 and "
+              "zstd -3, streamed from the files; levels as `tflopt size` takes them).")
+@click.option("--gzip-level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level for --sizes.")
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True, help="zstd level for --sizes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option("--check", "check", is_flag=True,
               help="Load, allocate and run OUTPUT in the interpreter (a child process) before writing it.")
 def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibration_normalize: str, input_shape,
-                 force: bool, layout: str, sizes: bool, as_json: bool, check: bool = False):
+                 force: bool, layout: str, sizes: bool, gzip_level: int, zstd_level: int, as_json: bool,
+                 check: bool = False):
     """Run a pipeline of passes over MODEL and write the result to OUTPUT."""
     from .pipeline import PassContext, PassManager, parse_pipeline
     passes = parse_pipeline(pipeline)  # before any I/O, so a typo fails fast
@@ -200,10 +211,9 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
         out["check"] = checks
     out["size"] = {"before": {"raw_bytes": model.stat().st_size}, "after": {"raw_bytes": output.stat().st_size}}
     if sizes:
-        from .size import gzip_size, zstd_size
+        from .size import file_sizes
         for key, path in (("before", model), ("after", output)):
-            data = path.read_bytes()
-            out["size"][key].update(gzip_bytes=gzip_size(data), zstd_bytes=zstd_size(data))
+            out["size"][key].update(file_sizes(path, gzip_level=gzip_level, zstd_level=zstd_level))
     if as_json:
         emit_json(out)
         return

@@ -184,18 +184,15 @@ def _chunks(n: int):
     return ((off, min(n, off + _CHUNK)) for off in range(0, n, _CHUNK))
 
 
-def _put_bytes(builder: flatbuffers.Builder, buf: Buffer) -> int:
-    """A [ubyte] vector of ``buf``'s bytes, 16-byte aligned as the schema asks. Copied through
-    a memoryview (assigning to a bytearray slice would first copy the source whole), a chunk
-    at a time, dropping each chunk's source pages once copied."""
-    mv = buf.memoryview()
-    n = len(mv)
+def _reserve_bytes(builder: flatbuffers.Builder, buf: Buffer, holes: list) -> int:
+    """A [ubyte] vector for ``buf``'s bytes, 16-byte aligned as the schema asks, whose bytes
+    are left out of the builder: ``holes`` records where they go (their distance from the
+    builder's end, which is where they sit in the finished file), and ``_write`` streams them
+    from the buffer there. The builder thus holds only the tables, never a copy of the data."""
+    n = buf.nbytes
     builder.StartVector(1, n, _ALIGN)
     builder.head = builder.head - n
-    with memoryview(builder.Bytes) as dst:
-        for lo, hi in _chunks(n):
-            dst[builder.head + lo:builder.head + hi] = mv[lo:hi]
-            _release(buf, lo, hi)
+    holes.append((len(builder.Bytes) - builder.head, buf))
     builder.vectorNumElems = n
     return builder.EndVector()
 
@@ -215,12 +212,12 @@ def _release(buf: Buffer, lo: int = 0, hi: int | None = None) -> None:
         src.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
-def _pack_buffers(builder, buffers: list[Buffer], external: set[int]) -> int:
+def _pack_buffers(builder, buffers: list[Buffer], external: set[int], holes: list) -> int:
     offsets = []
     for i, buf in enumerate(buffers):
         data = None
         if buf.nbytes and i not in external:
-            data = _put_bytes(builder, buf)
+            data = _reserve_bytes(builder, buf, holes)
         fb.BufferStart(builder)
         if data is not None:
             fb.BufferAddData(builder, data)
@@ -243,20 +240,41 @@ def _pack_tables(builder, items) -> int:
 
 
 def _estimate_size(model: Model, external: set[int]) -> int:
+    """An upper bound of the flatbuffer's size. Generous: the builder's memory is anonymous
+    and only the pages written cost anything, while outgrowing it would copy it whole."""
     data = sum(b.nbytes + _ALIGN for i, b in enumerate(model.buffers) if i not in external)
     tensors = sum(len(sg.tensors) for sg in model.subgraphs)
     ops = sum(len(sg.operators) for sg in model.subgraphs)
     custom = sum(len(op.raw.customOptions) for op in model.operators() if op.raw.customOptions is not None)
-    return data + 64 * len(model.buffers) + 512 * tensors + 256 * ops + 2 * custom + 2**16
+    quant = 0
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            q = t.raw.quantization
+            if q is not None:
+                quant += sum(0 if v is None else 8 * len(v) + 16 for v in (q.scale, q.zeroPoint, q.min, q.max))
+    tables = 64 * len(model.buffers) + 512 * tensors + 256 * ops + 2 * custom + 2 * quant + 2**16
+    return data + 2 * tables + 2**20
 
 
-def _build(model: Model, external: set[int]) -> flatbuffers.Builder:
+def _builder(size: int) -> flatbuffers.Builder:
+    """A builder over anonymous memory: the pages of the holes left for buffer bytes are never
+    touched, so they cost no memory (a bytearray would be zero-filled, i.e. resident)."""
+    builder = flatbuffers.Builder(0)
+    builder.Bytes = mmap.mmap(-1, size)
+    builder.head = size
+    return builder
+
+
+def _build(model: Model, external: set[int]) -> tuple[flatbuffers.Builder, list]:
+    """The finished flatbuffer with holes where inline buffer bytes go, and the holes
+    ``[(distance from the end, Buffer)]``."""
     m = model.raw
     buffer_list, metadata_list = _layout_metadata(model, bool(external))
-    builder = flatbuffers.Builder(min(_estimate_size(model, external), FLATBUFFER_MAX))
+    builder = _builder(min(_estimate_size(model, external), FLATBUFFER_MAX))
+    holes: list = []
     # Buffers first: their data sit at the end of the file, after the tables, as the converter
     # lays them out.
-    buffers = _pack_buffers(builder, buffer_list, external)
+    buffers = _pack_buffers(builder, buffer_list, external, holes)
     opcodes = _pack_tables(builder, m.operatorCodes)
     subgraphs = _pack_tables(builder, m.subgraphs)
     description = builder.CreateString(m.description) if m.description is not None else None
@@ -285,7 +303,7 @@ def _build(model: Model, external: set[int]) -> flatbuffers.Builder:
     if ext_bufs is not None:
         fb.ModelAddExternalBuffers(builder, ext_bufs)
     builder.Finish(fb.ModelEnd(builder), file_identifier=IDENTIFIER)
-    return builder
+    return builder, holes
 
 
 def _layout_metadata(model: Model, external: bool) -> tuple[list[Buffer], list]:
@@ -319,24 +337,71 @@ def _layout_payloads(fbuf: memoryview, model: Model, external: set[int]) -> list
     return placed
 
 
-def _write(model: Model, out, layout: str) -> None:
+def _write_buffer(out, buf: Buffer) -> None:
+    """Stream one buffer's bytes a chunk at a time, dropping source pages once written; a
+    deferred buffer (``Buffer.deferred``) is computed here, one at a time, and not kept."""
+    mv = buf.write_view()
+    for lo, hi in _chunks(len(mv)):
+        out.write(mv[lo:hi])
+        _release(buf, lo, hi)
+    mv.release()
+
+
+def _write(model: Model, out, layout: str) -> int:
+    """Write the file through ``out.write`` (tables from the builder, buffer bytes streamed
+    from their sources); returns the number of bytes written."""
     external = _external_buffers(model, layout)
-    builder = _build(model, external)
-    fbuf = memoryview(builder.Bytes)[builder.Head():]
-    placed = _layout_payloads(fbuf, model, external) if external else []
-    out.write(fbuf)
-    written = len(fbuf)
-    for pos, buf in placed:
-        out.write(b"\0" * (pos - written))
-        mv = buf.memoryview()
-        for lo, hi in _chunks(len(mv)):
-            out.write(mv[lo:hi])
-            _release(buf, lo, hi)
-        written = pos + buf.nbytes
-    if external:
-        # The converter ends with 16 zero bytes so XNNPack may read past the last payload.
-        end = _align(written) + _ALIGN
-        out.write(b"\0" * (end - written))
+    builder, holes = _build(model, external)
+    try:
+        fbuf = memoryview(builder.Bytes)[builder.Head():]
+        placed = _layout_payloads(fbuf, model, external) if external else []
+        end = len(fbuf)
+        written = 0
+        for dist, buf in sorted(holes, key=lambda h: -h[0]):
+            start = end - dist
+            out.write(fbuf[written:start])
+            _write_buffer(out, buf)
+            written = start + buf.nbytes
+        out.write(fbuf[written:])
+        written = end
+        for pos, buf in placed:
+            out.write(b"\0" * (pos - written))
+            _write_buffer(out, buf)
+            written = pos + buf.nbytes
+        if external:
+            # The converter ends with 16 zero bytes so XNNPack may read past the last payload.
+            end = _align(written) + _ALIGN
+            out.write(b"\0" * (end - written))
+            written = end
+        fbuf.release()
+        return written
+    finally:
+        _close(builder)
+
+
+def _close(builder) -> None:
+    if isinstance(builder.Bytes, mmap.mmap):
+        try:
+            builder.Bytes.close()
+        except BufferError:  # a view still exported (an exception mid-write); GC unmaps it
+            pass
+
+
+def serialized_size(model: Model, *, layout: str = "auto") -> int:
+    """``len(model.to_bytes(layout=layout))`` without the bytes: the tables are built (the
+    holes for buffer bytes cost nothing) and the payload sizes added up."""
+    external = _external_buffers(model, layout)
+    builder, _ = _build(model, external)
+    try:
+        n = len(builder.Bytes) - builder.Head()
+        if not external:
+            return n
+        pos = _align(n)
+        for i in sorted(external):
+            pos = _align(pos + model.buffers[i].nbytes)
+        return pos + _ALIGN
+    finally:
+        _close(builder)
 
 
 class _Sink:
@@ -351,6 +416,12 @@ def serialize(model: Model, *, layout: str = "auto") -> bytes:
     sink = _Sink()
     _write(model, sink, layout)
     return b"".join(sink.parts)
+
+
+def stream(model: Model, sink, *, layout: str = "auto") -> int:
+    """Write the serialised model through ``sink.write`` chunk by chunk (never the whole file
+    at once); returns the byte count."""
+    return _write(model, sink, layout)
 
 
 def atomic_write(path, write, check=None) -> None:

@@ -16,17 +16,37 @@ from .schema import TensorType, fb
 
 
 class Buffer:
-    """Constant bytes of one ``Model.buffers`` entry; lazily a view of the source file."""
+    """Constant bytes of one ``Model.buffers`` entry; lazily a view of the source file, or
+    deferred: computed from other bytes when first needed (see ``deferred``)."""
 
-    __slots__ = ("_source", "_start", "_size", "_array")
+    __slots__ = ("_source", "_start", "_size", "_array", "_make")
 
     def __init__(self, data=None, *, source=None, start: int = 0, size: int = 0):
         self._source = source
         self._start = start
         self._size = size
         self._array: np.ndarray | None = None
+        self._make = None
         if data is not None:
             self.set(data)
+
+    @classmethod
+    def deferred(cls, make, nbytes: int) -> "Buffer":
+        """Bytes that ``make()`` computes (an array of exactly ``nbytes`` bytes) only when
+        asked: a pass that rewrites every large weight (float16, dynamic int8) records how,
+        and the writer computes one buffer at a time while streaming the file, so the
+        rewritten model is never held whole in memory. A pass reading ``data`` computes and
+        keeps it, as for any replaced buffer."""
+        b = cls()
+        b._make = make
+        b._size = int(nbytes)
+        return b
+
+    def _compute(self) -> np.ndarray:
+        arr = np.ascontiguousarray(self._make()).reshape(-1).view(np.uint8)
+        if arr.size != self._size:
+            raise ValueError(f"deferred buffer computed {arr.size} bytes, {self._size} were announced")
+        return arr
 
     @property
     def nbytes(self) -> int:
@@ -37,11 +57,13 @@ class Buffer:
 
     @property
     def modified(self) -> bool:
-        return self._array is not None
+        return self._array is not None or self._make is not None
 
     @property
     def data(self) -> np.ndarray:
         """The bytes as a read-only uint8 array (a view of the source until replaced)."""
+        if self._array is None and self._make is not None:
+            self.set(self._compute())
         if self._array is not None:
             return self._array
         if self._size == 0:
@@ -50,11 +72,37 @@ class Buffer:
         return view
 
     def memoryview(self) -> memoryview:
+        if self._array is None and self._make is not None:
+            self.set(self._compute())
         if self._array is not None:
             return memoryview(self._array).cast("B")
         if self._size == 0:
             return memoryview(b"")
         return memoryview(self._source)[self._start:self._start + self._size]
+
+    def write_view(self) -> memoryview:
+        """The bytes for a writer: like ``memoryview`` but a deferred buffer is computed for
+        this write only and not kept."""
+        if self._array is None and self._make is not None:
+            return memoryview(self._compute()).cast("B")
+        return self.memoryview()
+
+    def snapshot(self) -> "Buffer":
+        """A Buffer over the same bytes as now, unaffected by later ``set`` calls on this one
+        (what a deferred computation reads from)."""
+        if self._array is None and self._make is not None:
+            return Buffer.deferred(self._make, self._size)
+        if self._array is not None:
+            b = Buffer()
+            b._array, b._size = self._array, self._array.size
+            return b
+        return Buffer(source=self._source, start=self._start, size=self._size)
+
+    def release_source(self) -> None:
+        """Drop the resident pages of the source file bytes this buffer views (after reading
+        them once); they come back from the page cache if read again."""
+        from .io import _release
+        _release(self)
 
     def set(self, data) -> None:
         arr = np.ascontiguousarray(data)
@@ -64,11 +112,12 @@ class Buffer:
         arr.flags.writeable = False
         self._array = arr
         self._source = None
+        self._make = None
         self._size = arr.size
 
     def source_span(self) -> tuple[int, int] | None:
         """(start, size) of unmodified bytes in the source, for zero-copy writers."""
-        if self._array is None and self._size:
+        if self._array is None and self._make is None and self._size:
             return self._start, self._size
         return None
 
@@ -524,7 +573,8 @@ class Model:
 
     # -- buffers and op codes --------------------------------------------------------------
     def add_buffer(self, data=None) -> int:
-        self.buffers.append(Buffer(data) if data is not None else Buffer())
+        """A new buffer holding ``data`` (an array, or a ``Buffer`` such as a deferred one)."""
+        self.buffers.append(data if isinstance(data, Buffer) else Buffer(data) if data is not None else Buffer())
         return len(self.buffers) - 1
 
     def buffer_users(self, buffer_index: int) -> list[Tensor]:
@@ -675,6 +725,11 @@ class Model:
     def to_bytes(self, *, layout: str = "auto") -> bytes:
         from .io import serialize
         return serialize(self, layout=layout)
+
+    def serialized_size(self, *, layout: str = "auto") -> int:
+        """``len(self.to_bytes())``, computed from the tables and buffer sizes alone."""
+        from .io import serialized_size
+        return serialized_size(self, layout=layout)
 
     def save(self, path, *, layout: str = "auto") -> None:
         from .io import save

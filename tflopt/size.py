@@ -1,8 +1,13 @@
-"""Size figures: raw bytes, gzip -9 (as the TFLite docs measure), zstd, and per-tensor tables."""
+"""Size figures: raw bytes, gzip and zstd bytes (streamed, a chunk at a time), per-tensor tables."""
 from __future__ import annotations
 
 import gzip
+import mmap
+import os
+import threading
+import zlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import zstandard
@@ -10,16 +15,109 @@ import zstandard
 from .distinct import distinct_count
 from .model import Model
 
-ZSTD_LEVEL = 19
+# The command-line tools' own default levels: fast enough to stay within seconds per 100 MB
+# (zstd -19 runs at ~2 MB/s, 19 minutes for a 2 GB model); -9 / -19 stay available
+# (``--gzip-level`` / ``--zstd-level``) for the last few percent.
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+_CHUNK = 4 << 20
 
 
-def gzip_size(data: bytes, level: int = 9) -> int:
+def gzip_size(data: bytes, level: int = GZIP_LEVEL) -> int:
     # mtime=0 so the figure (and any written archive) is reproducible.
     return len(gzip.compress(data, compresslevel=level, mtime=0))
 
 
 def zstd_size(data: bytes, level: int = ZSTD_LEVEL) -> int:
     return len(zstandard.ZstdCompressor(level=level).compress(data))
+
+
+class CompressedSizes:
+    """A write-only sink that counts the bytes written and what gzip and zstd make of them,
+    a chunk at a time: nothing is kept but the compressors' windows. gzip (zlib, the same
+    stream as ``gzip.compress``) runs in a second thread beside zstd (both release the GIL),
+    at most one chunk behind. zstd is told the total size up front when known (the frame
+    header then records it, as a one-shot compression does)."""
+
+    def __init__(self, gzip_level: int = GZIP_LEVEL, zstd_level: int = ZSTD_LEVEL, size: int | None = None):
+        self.gzip_level, self.zstd_level = gzip_level, zstd_level
+        self._gz = zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
+        zs = zstandard.ZstdCompressor(level=zstd_level)
+        self._zs = zs.compressobj(size=size) if size is not None else zs.compressobj()
+        self.raw = self._gzip = self._zstd = 0
+        self._pending: threading.Thread | None = None
+        self._small = bytearray()
+
+    def _deflate(self, chunk) -> None:
+        self._gzip += len(self._gz.compress(chunk))
+
+    def _feed(self, chunk) -> None:
+        if self._pending is not None:
+            self._pending.join()
+        self._pending = threading.Thread(target=self._deflate, args=(chunk,))
+        self._pending.start()
+        self._zstd += len(self._zs.compress(chunk))
+
+    def write(self, b) -> None:
+        n = len(b)
+        self.raw += n
+        if n < (64 << 10):  # table pieces and padding: gathered, not handed over one by one
+            self._small += b
+            if len(self._small) >= (1 << 20):
+                self._feed(bytes(self._small))
+                self._small = bytearray()
+            return
+        if self._small:
+            self._feed(bytes(self._small))
+            self._small = bytearray()
+        self._feed(b)
+
+    def result(self) -> dict:
+        if self._small:
+            self._feed(bytes(self._small))
+            self._small = bytearray()
+        if self._pending is not None:
+            self._pending.join()
+            self._pending = None
+        self._gzip += len(self._gz.flush())
+        self._zstd += len(self._zs.flush())
+        return {"raw_bytes": self.raw, "gzip_bytes": self._gzip, "zstd_bytes": self._zstd,
+                "gzip_level": self.gzip_level, "zstd_level": self.zstd_level}
+
+
+def file_sizes(path, *, gzip_level: int = GZIP_LEVEL, zstd_level: int = ZSTD_LEVEL) -> dict:
+    """Raw, gzip and zstd bytes of a file, read through a memory map a chunk at a time (its
+    pages dropped once compressed), so a 2 GB file costs a few MB of memory."""
+    path = Path(path)
+    n = path.stat().st_size
+    sink = CompressedSizes(gzip_level, zstd_level, size=n)
+    if n:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            mv = memoryview(mm)
+            try:
+                done = 0
+                for lo in range(0, n, _CHUNK):
+                    sink.write(mv[lo:lo + _CHUNK])
+                    # Pages of the chunk before the one just handed over are no longer read.
+                    if lo > done and hasattr(mm, "madvise"):
+                        mm.madvise(mmap.MADV_DONTNEED, done, lo - done)
+                        done = lo
+                out = sink.result()
+            finally:
+                mv.release()
+    else:
+        out = sink.result()
+    return out
+
+
+def model_sizes(model: Model, *, gzip_level: int = GZIP_LEVEL, zstd_level: int = ZSTD_LEVEL,
+                layout: str = "auto") -> dict:
+    """The same figures for a model as it would be written, streamed through the writer
+    (never the whole file in memory)."""
+    from .io import stream
+    sink = CompressedSizes(gzip_level, zstd_level, size=model.serialized_size(layout=layout))
+    stream(model, sink, layout=layout)
+    return sink.result()
 
 
 @dataclass
@@ -31,12 +129,44 @@ class TensorSize:
     shape: list[int]
     elements: int
     bytes: int
-    unique_values: int
+    unique_values: int | None
     zero_fraction: float
 
 
-def tensor_table(model: Model) -> list[TensorSize]:
-    """One row per constant tensor (buffers shared by several tensors are listed for each)."""
+# Distinct values of wider tensors than this are counted only when asked (``exact_unique``):
+# counting needs a sort, ~5 s per 67M float32 values, most of `tflopt size` on a 2 GB model.
+# 8- and 16-bit tensors are always counted (a histogram of their bit patterns, linear time).
+UNIQUE_SORT_LIMIT = 1 << 24
+
+
+def _distinct_by_histogram(values: np.ndarray) -> int:
+    """distinct_count for 8- and 16-bit dtypes from a histogram of bit patterns (float16:
+    0.0 and -0.0 once, NaNs once, as distinct_count counts them)."""
+    bits = values.view(np.uint8 if values.dtype.itemsize == 1 else np.uint16)
+    seen = np.bincount(bits, minlength=1 << (8 * values.dtype.itemsize)) > 0
+    n = int(np.count_nonzero(seen))
+    if values.dtype == np.float16:
+        n -= int(seen[0] and seen[0x8000])
+        patterns = np.arange(seen.size)
+        nans = int(np.count_nonzero(seen[(patterns & 0x7FFF) > 0x7C00]))
+        n -= max(nans - 1, 0)
+    return n
+
+
+def _unique_count(values: np.ndarray, exact: bool) -> int | None:
+    if values.size == 0:
+        return 0
+    if values.dtype.itemsize <= 2 and values.dtype.kind in "iuf":
+        return _distinct_by_histogram(values)
+    if values.size > UNIQUE_SORT_LIMIT and not exact:
+        return None
+    return distinct_count(values)
+
+
+def tensor_table(model: Model, *, exact_unique: bool = False) -> list[TensorSize]:
+    """One row per constant tensor (buffers shared by several tensors are listed for each);
+    ``unique_values`` is None for tensors over ``UNIQUE_SORT_LIMIT`` 32/64-bit values unless
+    ``exact_unique``."""
     rows = []
     for si, sg in enumerate(model.subgraphs):
         for t in sg.tensors:
@@ -44,28 +174,38 @@ def tensor_table(model: Model) -> list[TensorSize]:
                 continue
             data = t.data
             values = np.asarray(data).reshape(-1)
-            unique = distinct_count(values)
+            unique = _unique_count(values, exact_unique)
             zeros = float(np.count_nonzero(values == 0) / values.size) if values.size else 0.0
             if t.sparsity is not None:
                 # Stored values only: elements not stored are zeros too.
                 zeros = 1.0 - (values.size - np.count_nonzero(values == 0)) / max(t.num_elements, 1)
             rows.append(TensorSize(si, t.index, t.name, t.type_name, list(t.shape), t.num_elements,
                                    t.buffer.nbytes, unique, round(zeros, 6)))
+            del data, values
+            t.buffer.release_source()  # one tensor's file pages resident at a time
     return rows
 
 
-def measure(model_or_bytes, *, tensors: bool = True, zstd_level: int = ZSTD_LEVEL) -> dict:
-    """``{raw_bytes, gzip_bytes, zstd_bytes, tensors}`` for a model or serialised bytes."""
-    if isinstance(model_or_bytes, Model):
-        model, data = model_or_bytes, model_or_bytes.to_bytes()
+def measure(source, *, tensors: bool = True, zstd_level: int = ZSTD_LEVEL, gzip_level: int = GZIP_LEVEL,
+            exact_unique: bool = False) -> dict:
+    """``{raw_bytes, gzip_bytes, zstd_bytes, gzip_level, zstd_level, tensors}`` for a model,
+    a file path or serialised bytes; files and models are streamed, never read whole."""
+    if isinstance(source, Model):
+        model = source
+        out = model_sizes(model, gzip_level=gzip_level, zstd_level=zstd_level)
+    elif isinstance(source, (str, os.PathLike)):
+        from .io import load
+        out = file_sizes(source, gzip_level=gzip_level, zstd_level=zstd_level)
+        model = load(source) if tensors else None
     else:
         from .io import load
-        data = bytes(model_or_bytes)
+        data = bytes(source)
+        sink = CompressedSizes(gzip_level, zstd_level, size=len(data))
+        sink.write(data)
+        out = sink.result()
         model = load(data) if tensors else None
-    out = {"raw_bytes": len(data), "gzip_bytes": gzip_size(data), "zstd_bytes": zstd_size(data, zstd_level),
-           "zstd_level": zstd_level}
     if tensors:
-        out["tensors"] = [asdict(r) for r in tensor_table(model)]
+        out["tensors"] = [asdict(r) for r in tensor_table(model, exact_unique=exact_unique)]
     return out
 
 

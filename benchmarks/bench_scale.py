@@ -1,0 +1,171 @@
+"""Speed and memory at scale: tflopt against ai-edge-quantizer on float32 MLPs of 10 MB,
+100 MB, 500 MB and >2 GB (the last converted by TensorFlow in the external-buffer layout,
+``Buffer.offset`` / ``size``), each work run as a whole child process; the table gives wall
+time and peak resident memory (``ru_maxrss`` of the child, imports included).
+
+Works: the round trip (``optimize`` with no passes), float16, dynamic int8, and
+``tflopt size``; with ``--resnet``, full int8 of ResNet50 with 8 / 32 / 128 calibration samples.
+
+The models are built once with TensorFlow (``--tf-python``, default /work/tfvenv/bin/python or
+``$TFLOPT_TF_PYTHON``) and cached under ~/.cache/tflopt/bench/. ai-edge-quantizer runs from its
+own environment (``--aeq-python``, default /work/aeq-venv/bin/python: ``python3 -m venv
+/work/aeq-venv && /work/aeq-venv/bin/pip install ai-edge-quantizer``); without it its column
+shows "-" (it has no float16 recipe). Every run is one process at a time: the >2 GB cases need
+GBs (TensorFlow needs ~20 GB once, to convert the 2.4 GB model).
+
+    python benchmarks/bench_scale.py [--mb 10,100,500,2400] [--works roundtrip,float16,dynamic,size]
+        [--repeat 1] [--resnet]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("TFLOPT_BENCH_CACHE", Path.home() / ".cache" / "tflopt" / "bench"))
+TF_PYTHON = os.environ.get("TFLOPT_TF_PYTHON", "/work/tfvenv/bin/python")
+AEQ_PYTHON = os.environ.get("TFLOPT_AEQ_PYTHON", "/work/aeq-venv/bin/python")
+FLATBUFFER_MAX = 2**31
+
+# Built by TensorFlow in a child: a chain of Dense layers of one width (float32).
+_BUILD = r"""
+import sys, numpy as np, tensorflow as tf
+width, layers, out, external = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+tf.keras.utils.set_random_seed(0)
+inp = tf.keras.Input((width,), batch_size=1, name="x")
+x = inp
+for i in range(layers):
+    x = tf.keras.layers.Dense(width, activation="relu" if i < layers - 1 else None, name=f"dense_{i}")(x)
+model = tf.keras.Model(inp, x)
+conv = tf.lite.TFLiteConverter.from_keras_model(model)
+conv._experimental_use_buffer_offset = external   # the converter's layout above 2 GB
+data = conv.convert()
+del model, conv
+with open(out + ".tmp", "wb") as f:
+    f.write(data)
+"""
+
+
+def mlp_shape(mb: int) -> tuple[int, int]:
+    """(width, layers) of an MLP of about ``mb`` MB of float32 weights."""
+    width = 1024 if mb <= 16 else 2048 if mb <= 160 else 4096 if mb <= 1200 else 8192
+    return width, max(1, round(mb * 1e6 / (width * width * 4)))
+
+
+def build_mlp(mb: int) -> Path:
+    """The cached MLP of about ``mb`` MB (built by TensorFlow's converter the first time)."""
+    width, layers = mlp_shape(mb)
+    external = width * width * 4 * layers > FLATBUFFER_MAX - 2**28
+    path = CACHE / f"mlp_{width}x{layers}{'_ext' if external else ''}.tflite"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"building {path.name} with TensorFlow ({width} x {layers} layers) ...", file=sys.stderr, flush=True)
+        subprocess.run([TF_PYTHON, "-c", _BUILD, str(width), str(layers), str(path), "1" if external else "0"],
+                       check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+        os.replace(str(path) + ".tmp", path)
+    return path
+
+
+_AEQ = r"""
+import sys
+from ai_edge_quantizer import quantizer, recipe
+model, out, work = sys.argv[1:4]
+q = quantizer.Quantizer(model)
+q.load_quantization_recipe({"dynamic": recipe.dynamic_wi8_afp32}[work]())
+q.quantize().export_model(out, overwrite=True)
+"""
+TFLOPT_SPECS = {"float16": "quantize(mode=float16)", "dynamic": "quantize(mode=dynamic)"}
+
+
+def child(cmd: list[str]) -> tuple[float, int]:
+    """(seconds, peak RSS bytes) of one command run as a fresh process (os.wait4 rusage)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))[:200]} failed: {proc.stderr.read().decode()[-500:]}")
+    return seconds, usage.ru_maxrss * 1024
+
+
+def commands(work: str, model: Path, out: Path) -> dict[str, list[str] | None]:
+    """The command of each tool for one work (None: the tool has no such work)."""
+    tflopt = [sys.executable, "-m", "tflopt"]
+    aeq = [AEQ_PYTHON, "-c", _AEQ, str(model), str(out), work] if Path(AEQ_PYTHON).exists() else None
+    if work == "roundtrip":
+        return {"tflopt": tflopt + ["optimize", str(model), "-o", str(out)], "cp": ["cp", str(model), str(out)]}
+    if work == "size":
+        return {"tflopt": tflopt + ["size", str(model), "--json"]}
+    return {"tflopt": tflopt + ["optimize", str(model), "-o", str(out), "-p", TFLOPT_SPECS[work]],
+            "ai-edge-quantizer": aeq if work == "dynamic" else None}
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def run(works: list[str], mbs: list[int], repeat: int, tmp: Path) -> list[dict]:
+    rows = []
+    for mb in mbs:
+        model = build_mlp(mb)
+        size = model.stat().st_size
+        for work in works:
+            out = tmp / f"out_{work}.tflite"
+            runs: dict[str, list[tuple[float, int]]] = {}
+            for _ in range(repeat):  # interleaved, one process at a time (the 2 GB ones need GBs)
+                for tool, cmd in commands(work, model, out).items():
+                    if cmd is None:
+                        continue
+                    runs.setdefault(tool, []).append(child(cmd))
+                    out.unlink(missing_ok=True)
+            row = {"model": model.name, "file_mb": size / 1e6, "work": work}
+            for tool, rs in runs.items():
+                row[tool] = (median([r[0] for r in rs]), max(r[1] for r in rs))
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+def _cell(row: dict, tool: str) -> str:
+    if tool not in row:
+        return "- | -"
+    sec, peak = row[tool]
+    return f"{sec:.2f} s | {peak / 2**20:,.0f} MB ({peak / (row['file_mb'] * 1e6):.2f}x)"
+
+
+HEADER = ("| model | MB | work | tflopt | peak (x file) | ai-edge-quantizer | peak (x file) | cp | peak |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+
+
+def format_row(row: dict) -> str:
+    return (f"| {row['model']} | {row['file_mb']:,.0f} | {row['work']} | {_cell(row, 'tflopt')} | "
+            f"{_cell(row, 'ai-edge-quantizer')} | {_cell(row, 'cp')} |")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mb", default="10,100,500,2400", help="model sizes in MB (comma-separated)")
+    ap.add_argument("--works", default="roundtrip,float16,dynamic,size")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per tool (median time, max peak)")
+    ap.add_argument("--build-only", action="store_true", help="build (cache) the models and stop")
+    args = ap.parse_args(argv)
+    mbs = [int(x) for x in args.mb.split(",")]
+    if args.build_only:
+        for mb in mbs:
+            print(build_mlp(mb))
+        return
+    print(f"tflopt: {sys.executable}; ai-edge-quantizer: {AEQ_PYTHON if Path(AEQ_PYTHON).exists() else 'not found'}")
+    print(HEADER, flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
+        run(args.works.split(","), mbs, args.repeat, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
