@@ -180,3 +180,98 @@ def bench_cmd(model, others, threads, no_xnnpack, gpu, data, input_shape, runs, 
         click.echo(line)
     if report is not None:
         click.echo(f"wrote {report}")
+
+
+# -- optimize: quality gates, plain-words pass report, --report -------------------------------
+GATE_OPTIONS = ("min_cosine", "min_snr", "max_accuracy_drop", "max_latency_ratio")
+
+
+def gate_options(f):
+    """The options optimize takes for gates and reports (registered in commands.py)."""
+    opts = [
+        click.option("--data", "eval_data", default=None,
+                     help="Evaluation samples for the gates and the report (disjoint from --calibration). " + DATA_HELP),
+        click.option("--labels", default=None, help="Labels for --max-accuracy-drop: FILE.npz:KEY or a KEY of --data."),
+        click.option("--min-cosine", type=float, default=None, help="Gate: every output's cosine at least this."),
+        click.option("--min-snr", type=float, default=None, help="Gate: every output's SNR at least this many dB."),
+        click.option("--max-accuracy-drop", type=float, default=None,
+                     help="Gate: top-1 accuracy against --labels drops by at most this (0.01 = one point)."),
+        click.option("--max-latency-ratio", type=float, default=None,
+                     help="Gate: median latency (XNNPACK, 1 thread) at most this times the input model's."),
+        click.option("--allow-same-data", is_flag=True, help="Allow --data to be the --calibration file."),
+        click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Also write a report: FILE.html (self-contained) or FILE.md."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def check_gate_options(*, eval_data, labels, calibration, allow_same_data, report, thresholds: dict) -> None:
+    """Before any work: options that cannot go together are a one-line error."""
+    from .data import same_file
+    _check_report_path(report)
+    if eval_data is None and any(thresholds.get(k) is not None for k in ("min_cosine", "min_snr", "max_accuracy_drop")):
+        raise TfloptError("a fidelity gate needs --data EVAL (samples to measure the output on)")
+    if thresholds.get("max_accuracy_drop") is not None and labels is None:
+        raise TfloptError("--max-accuracy-drop needs --labels FILE.npz:KEY")
+    if labels is not None and eval_data is None:
+        raise TfloptError("--labels needs --data")
+    if eval_data is not None and calibration is not None and same_file(eval_data, calibration) and not allow_same_data:
+        raise TfloptError(f"{eval_data}: is also the --calibration file; evaluating on calibration data flatters "
+                          "the result (pass --allow-same-data to do it anyway)")
+
+
+def evaluate_output(before: bytes, after: bytes, *, eval_data, labels, thresholds: dict, report: bool) -> dict:
+    """Measure the optimised model against the input model for the gates and the report."""
+    import tempfile
+
+    from .bench import bench_models
+    from .compare import compare_models
+    from .gates import evaluate
+    out: dict = {"comparison": None, "layers": None, "bench": None, "gates": []}
+    try:
+        if eval_data is not None or report:
+            out["comparison"] = compare_models(before, after, eval_data, samples=None if eval_data else 8,
+                                               labels=labels)
+        if report and (out["comparison"] or {}).get("signatures") == []:
+            out["layers"] = compare_models(before, after, eval_data, per_layer=True, samples=8)["layers"]
+    except (ValueError, RuntimeError) as e:
+        raise TfloptError(f"cannot run the models on --data: {' '.join(str(e).split())[:300]}") from None
+    ratio = None
+    if thresholds.get("max_latency_ratio") is not None or report:
+        with tempfile.TemporaryDirectory(prefix="tflopt-bench-") as d:
+            pa, pb = Path(d) / "input.tflite", Path(d) / "output.tflite"
+            pa.write_bytes(before)
+            pb.write_bytes(after)
+            bench = bench_models([pa, pb], threads=[1], runs=30, warmup=5)
+        for r, name in zip(bench["results"], ("input model", "output model")):
+            r["model"] = name
+        out["bench"] = bench
+        second = bench["results"][-1]
+        ratio = second.get("ratio")
+        if ratio is None and thresholds.get("max_latency_ratio") is not None:
+            raise TfloptError(f"cannot time the models: {second.get('error') or bench['results'][0].get('error')}")
+    try:
+        out["gates"] = evaluate({k: thresholds.get(k) for k in GATE_OPTIONS}, out["comparison"] if eval_data else None,
+                                ratio)
+    except ValueError as e:
+        raise TfloptError(str(e)) from None
+    return out
+
+
+def echo_passes(report, echo=click.echo, details=None, input_bytes: int | None = None) -> None:
+    """Per pass: the figures, then what it achieved in plain words (``details(record)`` adds
+    more lines after them). When tflopt's own rewrite of the input differs in size from the
+    input file, a first row says so, so the rows chain from the file's size."""
+    from ..reports.build import pass_summary, size_change
+    first = report.passes[0].bytes_before if report.passes else None
+    if input_bytes is not None and first is not None and first != input_bytes:
+        echo(f"{'(rewrite, before any pass)':40} {'':9} {'':8}     {size_change(input_bytes, first)}")
+    for rec in report.passes:
+        echo(f"{rec.spec:40} {'changed' if rec.changed else 'no change':9} {rec.seconds * 1000:8.1f} ms  "
+             f"{size_change(rec.bytes_before, rec.bytes_after)}")
+        for line in pass_summary(rec.as_dict()):
+            echo(f"  {line}")
+        if details:
+            details(rec)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 # name -> (what it measures, True when the measured value must stay at or above the threshold)
 GATES = {
     "min_cosine": ("lowest cosine over the outputs", True),
-    "min_snr": ("lowest SNR over the outputs, dB", True),
+    "min_snr": ("lowest SNR (dB) over the outputs", True),
     "max_accuracy_drop": ("largest top-1 accuracy drop against the labels", False),
     "max_latency_ratio": ("median latency of the candidate over the reference's", False),
 }
@@ -29,9 +29,9 @@ class Gate:
     def message(self) -> str:
         word = "passed" if self.passed else "FAILED"
         rel = ">=" if GATES[self.name][1] else "<="
-        by = f"by {abs(self.margin):.4g}"
+        how = f"margin {self.margin:.4g}" if self.passed else f"short by {abs(self.margin):.4g}"
         return (f"gate {self.name} {word}: {self.what} is {_fmt(self.measured)}, wants {rel} {_fmt(self.threshold)} "
-                f"({'margin' if self.passed else 'short'} {by})")
+                f"({how})")
 
     def as_dict(self) -> dict:
         return asdict(self)
