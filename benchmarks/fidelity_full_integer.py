@@ -10,7 +10,7 @@ the calibration folder for calibration and the 4 of the evaluation folder (other
 fidelity, loaded as a --calibration image folder (fetch_photos.photo_samples: [-1, 1] for the
 detectors, [0, 1] for the others). For each model and mode: whether the written model runs in
 the interpreter as a whole, the ops left float, and the min / median output cosine and SNR (dB)
-against the original, from tflopt.compare.compare_models (default resolver, XNNPACK on) on the
+against the original, from tflopt.evaluation.compare_models (default resolver, XNNPACK on) on the
 part the stock interpreter runs (custom ops it lacks are cut from both, tflopt.runtime.runnable).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from fidelity_weights import corpus  # noqa: E402
 from tflopt import runtime  # noqa: E402
 from tflopt.calibration import from_iterable  # noqa: E402
-from tflopt.compare import compare_models  # noqa: E402
+from tflopt.evaluation import compare_models  # noqa: E402
 from tflopt.io import load  # noqa: E402
 from tflopt.pipeline import PassContext, run_pipeline  # noqa: E402
 

@@ -11,7 +11,7 @@ import tflopt
 from tflopt import runtime
 from tflopt.calibration import collect_ranges, load_calibration
 from tflopt.cli import main as cli_main
-from tflopt.compare import compare_models
+from tflopt.evaluation import compare_models
 from tflopt.errors import TfloptError
 from tflopt.pipeline import PassContext, run_pipeline
 
