@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..schema import fb
+from .shapes import dynamic_shape
 
 _CMP: dict[str, Callable] = {
     "eq": operator.eq, "ne": operator.ne, "le": operator.le, "lt": operator.lt,
@@ -42,8 +43,10 @@ def _enum_name(enum, value) -> str:
 class OpView:
     """One operator as the rules see it, with the graph facts some rules need."""
 
-    def __init__(self, op, producers: dict, consumers: dict):
+    def __init__(self, op, producers: dict, consumers: dict, facts: dict | None = None):
         self.op = op
+        # Per-subgraph facts computed once and shared by the subgraph's views.
+        self.facts = {} if facts is None else facts
         self.sg = op.subgraph
         self.name = op.name
         self.version = op.version
@@ -59,18 +62,23 @@ class OpView:
         (XNNPACK unpacks them). ``folded="float16"``: only a DEQUANTIZE of a constant float16
         tensor does (the GPU delegate's partition helper points its consumers at the fp16
         constant before checking them)."""
-        tensor = self.sg.tensors[t]
-        if tensor.is_constant:
-            return True
-        if not folded:
-            return False
-        p = self._producers.get(t)
-        if p is None or p.name not in _FOLDING_OPS or not p.inputs or p.inputs[0] < 0:
-            return False
-        if folded == "float16":
-            src = self.sg.tensors[p.inputs[0]]
-            return p.name == "DEQUANTIZE" and src.is_constant and src.type_name == "FLOAT16"
-        return self.is_const(p.inputs[0], folded=True)
+        # A chain walk (DENSIFY -> DEQUANTIZE -> ...), iterative so no graph depth recurses.
+        seen = set()
+        while t not in seen:
+            seen.add(t)
+            tensor = self.sg.tensors[t]
+            if tensor.is_constant:
+                return True
+            if not folded:
+                return False
+            p = self._producers.get(t)
+            if p is None or p.name not in _FOLDING_OPS or not p.inputs or p.inputs[0] < 0:
+                return False
+            if folded == "float16":
+                src = self.sg.tensors[p.inputs[0]]
+                return p.name == "DEQUANTIZE" and src.is_constant and src.type_name == "FLOAT16"
+            t = p.inputs[0]
+        return False
 
     def select(self, which: str, folded: bool = False) -> list[tuple[str, int]]:
         """(label, tensor index) pairs for a selector, omitted operands skipped."""
@@ -555,7 +563,7 @@ KINDS: dict[str, Callable[..., list[str]]] = {
         per_tensor_quant, quantized, zero_point, quant_axis, scale_ratio, values, values_any, values_one_of, dim,
         dims_equal, same_rank, same_quant, sparse, no_mutual_broadcast, custom_code_in, option_le_option,
         pool_1x1_stride, conv_types, fc_types, space_to_depth_divisible, maxpool_same_filter,
-        dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both,
+        dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both, dynamic_shape,
     )
 }
 # Graph-phase kinds, evaluated by the engine once every op has its local verdict.
@@ -566,6 +574,7 @@ CATEGORY = {
     "op_in": "op", "op_not_in": "op", "custom_code_in": "op", "max_version": "op version",
     "version_in": "op version", "version_not_in": "op version", "types": "tensor type", "same_types": "tensor type",
     "rank": "rank", "rank_in": "rank", "innermost_dims": "rank", "cast_types": "tensor type", "same_rank": "rank", "static_shape": "dynamic shape",
+    "dynamic_shape": "dynamic shape",
     "per_tensor_quant": "quantization", "quantized": "quantization", "zero_point": "quantization",
     "quant_axis": "quantization", "scale_ratio": "quantization", "same_quant": "quantization",
     "unpacked_weights_consumers": "graph",

@@ -2,15 +2,15 @@
 "latest operators" (dynamically quantized conv / fully connected) are on; unsigned int8
 (QU8), dynamic-weight fully connected and variable ops are off.
 
-Source: delegates.md section 4 and, where the README is older than the build,
+Source: tensorflow/lite/delegates/xnnpack/README.md and, where the README is older than the build,
 tensorflow/lite/delegates/xnnpack/xnnpack_delegate.cc (google-ai-edge/LiteRT
 tflite/delegates/xnnpack/xnnpack_delegate.cc, VisitNode and PrepareOpsToDelegate).
 Verified op by op against the interpreter (tests/test_audit_xnnpack.py).
 """
 from ..spec import Partitioning, Rule, Target
 
-SRC = "delegates.md §4; LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc"
-README = "delegates.md §4 (xnnpack README)"
+SRC = "tensorflow/lite/delegates/xnnpack/README.md; LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc"
+README = "tensorflow/lite/delegates/xnnpack/README.md (xnnpack README)"
 
 F32 = ("FLOAT32",)
 FLOAT = ("FLOAT32", "FLOAT16")
@@ -255,7 +255,7 @@ TARGET = Target(
     title="XNNPACK (CPU delegate)",
     rules=RULES,
     partitioning=Partitioning(note="every supported op is delegated; TFLite groups them into partitions"),
-    sources=("delegates.md §4", "tensorflow/lite/delegates/xnnpack/README.md",
+    sources=("tensorflow/lite/delegates/xnnpack/README.md",
              "LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc"),
     suggestions=("quantize(mode=float16)", "quantize(mode=int8)"),
     notes=("Ground truth: the LiteRT interpreter's DELEGATE nodes (tflopt.audit.observed).",),
