@@ -111,7 +111,7 @@ def observe(model, *, samples: list[list[np.ndarray]] | None = None, per_op: boo
             _write_samples(Path(tmp, "samples.npz"), samples)
             job["samples"] = str(Path(tmp, "samples.npz"))
         jobs = [job]
-        groups, of_op = distinct_submodels(model, 0) if per_op else ({}, {})
+        groups, of_op, folded = distinct_submodels(model, 0) if per_op else ({}, {}, {})
         keys = sorted(groups)
         for k in keys:
             p = Path(tmp, f"op_{k}.tflite")
@@ -122,6 +122,9 @@ def observe(model, *, samples: list[list[np.ndarray]] | None = None, per_op: boo
     by_key = dict(zip(keys, results[1:]))
     ops = {}
     for i, k in of_op.items():
+        if i in folded:
+            ops[i] = (None, f"folded into #{folded[i]}'s weights (observed with it)")
+            continue
         if k is None:
             ops[i] = (None, "cannot be compiled on its own (control flow)")
             continue

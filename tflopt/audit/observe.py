@@ -67,22 +67,25 @@ def samples_for(model, data=None, count: int = SAMPLES):
     return load_samples(data, details, count)
 
 
-def observe_gpu(model, target, tr, data=None) -> dict[str, Any]:
+def observe_gpu(model, target, tr, data=None, numerics: bool = True) -> dict[str, Any]:
     from .gpu_observed import gpu_available, observe
     ok, adapter = gpu_available()
     if not ok:
         return {"unavailable": adapter}
-    try:
-        samples = samples_for(model, data)
-    except Exception as e:  # noqa: BLE001 - a model the CPU interpreter cannot run gets no numerics
-        samples, why = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-    else:
-        why = None
+    samples, why = None, None
+    if numerics:
+        try:
+            samples = samples_for(model, data)
+        except Exception as e:  # noqa: BLE001 - a model the CPU interpreter cannot run gets no numerics
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     first = observe(model, samples=samples, per_op=False)
     whole = first["fully_accelerated"]
     if whole:
+        from .submodel import distinct_submodels
+        folded = distinct_submodels(model, 0)[2]
         n = len(model.subgraphs[0].operators)
-        ops = {i: (True, "the whole model is fully accelerated") for i in range(n)}
+        ops = {i: (None, f"folded into #{folded[i]}'s weights (observed with it)") if i in folded else
+               (True, "the whole model is fully accelerated") for i in range(n)}
         first["distinct_submodels"] = 0
         per_op = first
     else:
@@ -101,9 +104,9 @@ def observe_gpu(model, target, tr, data=None) -> dict[str, Any]:
     return out
 
 
-def observe_targets(model, report, data=None) -> dict[str, dict[str, Any]]:
+def observe_targets(model, report, data=None, *, numerics: bool = True) -> dict[str, dict[str, Any]]:
     """{target: observation} for the observable targets of ``report``; other targets get
-    {"unavailable": why}."""
+    {"unavailable": why}. ``numerics=False`` skips the GPU-vs-CPU run and the float16 check."""
     from .rules import get_target
     out = {}
     overflow = None
@@ -112,10 +115,10 @@ def observe_targets(model, report, data=None) -> dict[str, dict[str, Any]]:
         if name == "xnnpack":
             out[name] = observe_xnnpack(model, target, tr)
         elif name == "litert-gpu":
-            out[name] = observe_gpu(model, target, tr, data)
+            out[name] = observe_gpu(model, target, tr, data, numerics)
         else:
             out[name] = {"unavailable": f"no runtime for {name} on this host (observable: {', '.join(OBSERVABLE)})"}
-        if name in FLOAT16_TARGETS:
+        if name in FLOAT16_TARGETS and numerics:
             if overflow is None:
                 from .fp16 import float16_overflow
                 overflow = float16_overflow(model, data)

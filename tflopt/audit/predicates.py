@@ -451,6 +451,23 @@ def sparse(v: OpView, which: str) -> list[str]:
     return [f"{l} is stored sparse" for l, t in v.select(which) if v.tensor(t).sparsity is not None]
 
 
+def densified(v: OpView, which: str = "inputs") -> list[str]:
+    """Operands produced by a DENSIFY, directly or through DEQUANTIZE (sparse stored weights)."""
+    out = []
+    for l, t in v.select(which):
+        seen = set()
+        p = v.producer(t)
+        while p is not None and id(p) not in seen:  # iterative walk up the folding chain
+            seen.add(id(p))
+            if p.name == "DENSIFY":
+                out.append(f"{l} is sparse weights expanded by DENSIFY")
+                break
+            if p.name != "DEQUANTIZE" or not p.inputs or p.inputs[0] < 0:
+                break
+            p = v.producer(p.inputs[0])
+    return out
+
+
 def no_mutual_broadcast(v: OpView, a: str = "in:0", b: str = "in:1") -> list[str]:
     sa, sb = v.select(a), v.select(b)
     if not sa or not sb:
@@ -563,7 +580,7 @@ KINDS: dict[str, Callable[..., list[str]]] = {
         per_tensor_quant, quantized, zero_point, quant_axis, scale_ratio, values, values_any, values_one_of, dim,
         dims_equal, same_rank, same_quant, sparse, no_mutual_broadcast, custom_code_in, option_le_option,
         pool_1x1_stride, conv_types, fc_types, space_to_depth_divisible, maxpool_same_filter,
-        dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both, dynamic_shape,
+        dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both, dynamic_shape, densified,
     )
 }
 # Graph-phase kinds, evaluated by the engine once every op has its local verdict.

@@ -136,24 +136,29 @@ def build(model, sg_index: int, group: list[int]) -> Model:
     return Model(raw, buffers, source_name=f"{model.source_name}#op{group[-1]}")
 
 
-def distinct_submodels(model, sg_index: int = 0) -> tuple[dict[str, list[int]], dict[int, str | None]]:
+def distinct_submodels(model, sg_index: int = 0) -> tuple[dict[str, list[int]], dict[int, str | None], dict[int, int]]:
     """({signature: group of a representative op}, {op index: its signature, None if it
-    cannot stand alone}). Ops folded into a consumer get their consumer's signature."""
+    cannot stand alone or is folded}, {folded op: the op whose weights it is folded into}).
+    A constant DEQUANTIZE / DENSIFY has no verdict of its own: it runs with its consumer."""
     sg = model.subgraphs[sg_index]
     producers = sg.producer_map()
     groups: dict[str, list[int]] = {}
     of_op: dict[int, str | None] = {}
     built = [op_group(sg, i, producers) for i in range(len(sg.operators))]
     folded_into = {p: i for i, g in enumerate(built) if g for p in g if p != i}
+    folded: dict[int, int] = {}
     for i, group in enumerate(built):
-        if group is None or i in folded_into:
+        if i in folded_into:
+            j, hops = i, 0
+            while j in folded_into and hops <= len(folded_into):  # up a DENSIFY -> DEQUANTIZE chain
+                j, hops = folded_into[j], hops + 1
+            folded[i] = j
+            of_op[i] = None
+            continue
+        if group is None:
+            of_op[i] = None
             continue
         key = signature(sg, group)
         groups.setdefault(key, group)
         of_op[i] = key
-    for i in range(len(sg.operators)):
-        j, hops = i, 0
-        while j in folded_into and hops <= len(folded_into):  # up a DENSIFY -> DEQUANTIZE chain
-            j, hops = folded_into[j], hops + 1
-        of_op.setdefault(i, of_op.get(j))
-    return groups, of_op
+    return groups, of_op, folded

@@ -1,0 +1,194 @@
+"""Rule verdicts against the runtimes installed here, op by op (``tflopt audit --observe``).
+
+XNNPACK is observed through the interpreter's DELEGATE nodes; the LiteRT GPU accelerator through
+``CompiledModel`` on Mesa's software Vulkan driver (.ci/setup-vulkan installs it; without it
+these tests fail, they do not skip). A disagreement fails unless the target lists it in
+``observed_exceptions`` with a reason; each listed exception is itself checked to still occur.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+import tflopt
+from tflopt.audit import audit
+from tflopt.audit.fp16 import F16_MAX, float16_overflow
+from tflopt.audit.gpu_observed import gpu_available
+from tflopt.audit.observe import observe_targets
+from tflopt.audit.rules import get_target
+from tflopt.audit.submodel import build, distinct_submodels
+from tflopt.pipeline import run_pipeline
+from tflopt.runtime import run
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODELS = ROOT / "fixtures" / "models"
+AUDIT = ROOT / "fixtures" / "audit"
+TARGETS = ["xnnpack", "litert-gpu"]
+# Fast set: the audit fixtures, and one fixture per behaviour the litert-gpu table records
+# (UNPACK and rank-2 STRIDED_SLICE in the GRU, mutual-broadcast MUL in attention, int16
+# elementwise ops, a model that fails to compile whole: WHILE in the LSTM).
+FAST = sorted(AUDIT.glob("*.tflite")) + [MODELS / f"{n}.tflite" for n in
+                                          ("gru_fp32", "attention_fp32", "convnet_int16x8", "lstm_fp32")]
+BATCH = ["convnet_batch_fp32", "convnet_batch_int8", "mlp_batch_fp32"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gpu():
+    ok, why = gpu_available()
+    assert ok, f"LiteRT GPU accelerator unavailable ({why}): run .ci/setup-vulkan"
+    return why
+
+
+def observe(path, numerics=False):
+    model = tflopt.load(path, verify=False)
+    report = audit(model, TARGETS)
+    return model, report, observe_targets(model, report, numerics=numerics)
+
+
+def undocumented(obs):
+    return [(name, r["index"], r["op"], r["rule"], r["observed"], r["detail"])
+            for name, o in obs.items() for r in o["ops"] if r.get("disagreement") == "undocumented"]
+
+
+def check(path, numerics=False):
+    model, report, obs = observe(path, numerics)
+    assert not undocumented(obs), f"{path.name}: {undocumented(obs)}"
+    for name in TARGETS:
+        s = obs[name]["summary"]
+        assert s["ops"] == len(model.subgraphs[0].operators) and s["observed_ops"] > 0
+        assert s["agreements"] + s["disagreements"] == s["observed_ops"]
+    return obs
+
+
+@pytest.mark.parametrize("path", FAST, ids=lambda p: p.stem)
+def test_rules_agree_with_runtimes_on_fixtures(path):
+    check(path)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.tflite")), ids=lambda p: p.stem)
+def test_rules_agree_with_runtimes_on_every_fixture(path):
+    check(path)
+
+
+@pytest.mark.real
+def test_rules_agree_with_runtimes_on_mediapipe():
+    import sys
+    sys.path.insert(0, str(ROOT / "fixtures"))
+    from fetch_mediapipe import mediapipe_models
+    paths = mediapipe_models()
+    assert len(paths) == 14
+    bad = {}
+    for p in paths:
+        _, _, obs = observe(p)
+        if undocumented(obs):
+            bad[p.name] = undocumented(obs)
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("name", BATCH)
+def test_free_batch_models_run_whole_on_the_gpu(name):
+    obs = check(AUDIT / f"{name}.tflite")["litert-gpu"]
+    assert obs["fully_accelerated"] is True
+    assert obs["summary"]["agreements"] == obs["summary"]["ops"]
+
+
+@pytest.mark.parametrize("name", BATCH)
+def test_static_shapes_passes_edgetpu_static_shape_rule(name):
+    model = tflopt.load(AUDIT / f"{name}.tflite")
+    original = model.to_bytes()
+    before = audit(model, ["edgetpu"]).targets["edgetpu"]
+    tripped = sum(any(r.rule == "edgetpu.static_shape" for r in o.reasons) for o in before.ops)
+    assert tripped > 0
+    run_pipeline(model, "static_shapes(batch=1)")
+    after = audit(model, ["edgetpu"]).targets["edgetpu"]
+    assert not [o.index for o in after.ops if any(r.rule == "edgetpu.static_shape" for r in o.reasons)]
+    assert all(-1 not in (t.shape_signature or ()) for t in model.subgraphs[0].tensors)
+    reloaded = tflopt.load(model.to_bytes())
+    inputs, ref = run(original, xnnpack=False)
+    _, got = run(reloaded, inputs, xnnpack=False)
+    assert all(np.array_equal(a, b) for a, b in zip(ref, got))
+
+
+def test_static_shapes_explicit_shape_and_bad_name():
+    model = tflopt.load(AUDIT / "mlp_batch_fp32.tflite")
+    name = model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].name
+    run_pipeline(model, f"static_shapes(shapes='{name}=4,64')")
+    assert model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].shape_signature == (4, 64)
+    out = model.subgraphs[0].tensors[model.subgraphs[0].outputs[0]]
+    assert out.shape_signature == (4, 10)
+    inputs = [np.random.default_rng(0).random((4, 64), np.float32)]
+    assert run(model, inputs, xnnpack=False)[1][0].shape == (4, 10)
+    with pytest.raises(Exception, match="no input named"):
+        run_pipeline(tflopt.load(AUDIT / "mlp_batch_fp32.tflite"), "static_shapes(shapes='nope=1,64')")
+
+
+def test_suggest_proposes_static_shapes_for_edgetpu():
+    report = audit(AUDIT / "convnet_batch_int8.tflite", ["edgetpu"], suggest=True)
+    items = {s["pipeline"]: s for s in report.suggestions["edgetpu"]}
+    s = items["static_shapes(batch=1)"]
+    assert s["cpu_ops_after"] < s["cpu_ops_before"]
+
+
+def test_float16_overflow_flags_the_overflow_fixture_only():
+    bad = float16_overflow(tflopt.load(AUDIT / "f16_overflow_fp32.tflite"))
+    assert bad["tensors"] and all(max(abs(t["lo"]), abs(t["hi"])) > F16_MAX for t in bad["tensors"])
+    assert {t["kind"] for t in bad["tensors"]} == {"activation", "constant"}
+    for name in ("convnet_fp32", "mlp_fp32"):
+        assert float16_overflow(tflopt.load(MODELS / f"{name}.tflite"))["tensors"] == []
+
+
+def test_gpu_numerics_confirm_the_float16_check():
+    broken = observe(AUDIT / "f16_overflow_fp32.tflite", numerics=True)[2]["litert-gpu"]
+    fine = observe(AUDIT / "convnet_batch_fp32.tflite", numerics=True)[2]["litert-gpu"]
+    assert broken["float16_overflow"]["tensors"] and not fine["float16_overflow"]["tensors"]
+    assert broken["numerics"]["outputs"][0]["cosine"] < 0.5
+    assert fine["numerics"]["outputs"][0]["cosine"] > 0.999 and fine["numerics"]["outputs"][0]["snr_db"] > 30
+
+
+def test_submodels_are_memoised_and_run():
+    model = tflopt.load(MODELS / "gru_fp32.tflite", verify=False)
+    groups, of_op = distinct_submodels(model)
+    assert len(groups) < len(model.subgraphs[0].operators) / 3
+    assert set(of_op.values()) == set(groups)
+    for group in groups.values():
+        sub = tflopt.load(build(model, 0, group).to_bytes())
+        outs = run(sub, xnnpack=False)[1]
+        assert all(np.isfinite(o.astype(np.float64)).all() for o in outs)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_exceptions_are_documented_data(target):
+    t = get_target(target)
+    assert t.checked_against
+    for e in t.observed_exceptions:
+        assert e.reason and e.op
+
+
+def test_documented_exceptions_still_occur():
+    """Every listed exception is a disagreement the runtime still shows on the fixtures it names
+    (corpus-only exceptions are checked by the real corpus test)."""
+    for target in TARGETS:
+        for e in get_target(target).observed_exceptions:
+            local = [m for m in e.models if (MODELS / f"{m}.tflite").exists() or (AUDIT / f"{m}.tflite").exists()]
+            for m in local:
+                path = MODELS / f"{m}.tflite" if (MODELS / f"{m}.tflite").exists() else AUDIT / f"{m}.tflite"
+                obs = observe(path)[2][target]
+                hit = [r for r in obs["ops"] if r["op"] == e.op and r.get("disagreement") == "documented"]
+                assert hit, f"{target}: exception {e.op} no longer occurs on {m}"
+
+
+def test_cli_observe_json(capsys):
+    from tflopt.cli import main
+    path = str(AUDIT / "mlp_batch_fp32.tflite")
+    assert main(["audit", path, "--observe", "-t", "xnnpack,litert-gpu,edgetpu", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    gpu = data["targets"]["litert-gpu"]["observed"]
+    assert gpu["runtime"].startswith("ai-edge-litert") and gpu["summary"]["disagreements"] == 0
+    assert gpu["numerics"]["outputs"][0]["cosine"] > 0.999
+    assert "unavailable" in data["targets"]["edgetpu"]["observed"]
+    assert main(["audit", path, "--data", "x.npz"]) == 2
+    assert "--observe" in capsys.readouterr().err
