@@ -96,8 +96,10 @@ def gpu_available() -> tuple[bool, str]:
     return False, res.get("error") or "no GPU adapter (the probe model stayed on the CPU)"
 
 
-def _write_samples(path: Path, samples: list[list[np.ndarray]]) -> None:
-    np.savez(path, **{f"s_{i}_{j}": np.asarray(x) for i, s in enumerate(samples) for j, x in enumerate(s)})
+def _write_samples(path: Path, model, samples: list[list[np.ndarray]]) -> None:
+    """Samples in input order, stored by input tensor index (the worker matches them by name)."""
+    inputs = model.subgraphs[0].inputs
+    np.savez(path, **{f"s_{i}_{t}": np.asarray(x) for i, s in enumerate(samples) for t, x in zip(inputs, s)})
 
 
 def observe(model, *, samples: list[list[np.ndarray]] | None = None, per_op: bool = True) -> dict:
@@ -108,7 +110,7 @@ def observe(model, *, samples: list[list[np.ndarray]] | None = None, per_op: boo
         whole.write_bytes(model.to_bytes())
         job = {"path": str(whole)}
         if samples:
-            _write_samples(Path(tmp, "samples.npz"), samples)
+            _write_samples(Path(tmp, "samples.npz"), model, samples)
             job["samples"] = str(Path(tmp, "samples.npz"))
         jobs = [job]
         groups, of_op, folded = distinct_submodels(model, 0) if per_op else ({}, {}, {})

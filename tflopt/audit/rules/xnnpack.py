@@ -20,7 +20,11 @@ Q8 = ("INT8",)
 MAX_DIMS = 6  # XNN_MAX_TENSOR_DIMS
 ACT_OK = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 
-UNARY_FLOAT = ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "NEG", "RELU_N1_TO_1",
+# The runtime the table was last checked against, op by op (tests/test_audit_observed.py and a
+# one-op probe of every float unary and binary op).
+CHECKED_AGAINST = "ai-edge-litert 2.3.0 (interpreter's default XNNPACK delegate)"
+# LOG: delegated by the installed runtime (one-op probe), newer than the README's list.
+UNARY_FLOAT = ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "LOG", "NEG", "RELU_N1_TO_1",
                "RELU", "RELU6", "ROUND", "RSQRT", "SIN", "SQRT", "SQUARE")
 UNARY = UNARY_FLOAT + ("DEQUANTIZE", "ELU", "LOGISTIC", "TANH", "LEAKY_RELU", "QUANTIZE")
 BINARY_Q8 = ("ADD", "MUL", "SUB")
@@ -258,5 +262,6 @@ TARGET = Target(
     sources=("tensorflow/lite/delegates/xnnpack/README.md",
              "LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc"),
     suggestions=("quantize(mode=float16)", "quantize(mode=int8)"),
-    notes=("Ground truth: the LiteRT interpreter's DELEGATE nodes (tflopt.audit.observed).",),
+    checked_against=CHECKED_AGAINST,
+    notes=("Ground truth: the LiteRT interpreter's DELEGATE nodes (tflopt.audit.observed; `audit --observe`).",),
 )
