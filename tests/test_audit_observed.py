@@ -77,19 +77,37 @@ def test_rules_agree_with_runtimes_on_every_fixture(path):
     check(path)
 
 
-@pytest.mark.real
-def test_rules_agree_with_runtimes_on_mediapipe():
+def corpus():
     import sys
     sys.path.insert(0, str(ROOT / "fixtures"))
     from fetch_mediapipe import mediapipe_models
     paths = mediapipe_models()
     assert len(paths) == 14
+    return paths
+
+
+@pytest.mark.real
+def test_rules_agree_with_runtimes_on_mediapipe():
     bad = {}
-    for p in paths:
-        _, _, obs = observe(p)
+    for p in corpus():
+        _, _, obs = observe(p, numerics=True)
         if undocumented(obs):
             bad[p.name] = undocumented(obs)
     assert not bad, bad
+
+
+@pytest.mark.real
+def test_float16_check_flags_no_corpus_model_the_gpu_runs_correctly():
+    """Checked against the observed GPU numerics: a model whose every output keeps cosine
+    >= 0.99 against the CPU on the GPU accelerator has no tensor beyond float16's range."""
+    correct = 0
+    for p in corpus():
+        gpu = observe(p, numerics=True)[2]["litert-gpu"]
+        outputs = (gpu.get("numerics") or {}).get("outputs")
+        if outputs and all(o["cosine"] >= 0.99 and o["finite"] for o in outputs):
+            correct += 1
+            assert gpu["float16_overflow"]["tensors"] == [], p.name
+    assert correct >= 5
 
 
 @pytest.mark.parametrize("name", BATCH)
@@ -221,3 +239,14 @@ def test_xnnpack_table_matches_runtime_op_by_op(name):
     assert audit(m, ["xnnpack"]).targets["xnnpack"].ops[0].on_accelerator == (0 in taken)
     if name == "LOG":
         assert 0 in taken  # the installed runtime delegates LOG (issue 14)
+
+
+def test_shape_arithmetic_is_not_a_dynamic_shape():
+    from tflopt.audit.shapes import dynamic_tensors
+    # Flatten under a free batch: SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, all known once the
+    # input shape is; the gpu.dynamic_shape rule stays quiet (other rules reject those ops).
+    model = tflopt.load(AUDIT / "convnet_flatten_batch_fp32.tflite")
+    assert "SHAPE" in {op.name for op in model.subgraphs[0].operators}
+    assert dynamic_tensors(model.subgraphs[0]) == set()
+    ops = audit(model, ["gpu"]).targets["gpu"].ops
+    assert not [o.index for o in ops if any(r.rule == "gpu.dynamic_shape" for r in o.reasons)]
