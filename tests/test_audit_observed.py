@@ -250,3 +250,27 @@ def test_shape_arithmetic_is_not_a_dynamic_shape():
     assert dynamic_tensors(model.subgraphs[0]) == set()
     ops = audit(model, ["gpu"]).targets["gpu"].ops
     assert not [o.index for o in ops if any(r.rule == "gpu.dynamic_shape" for r in o.reasons)]
+
+
+def test_a_listed_exception_documents_a_real_disagreement():
+    """The GPU delegate's table (not the accelerator's) lacks UNPACK, which the accelerator takes
+    in the GRU: an undocumented disagreement, until an exception names it."""
+    from dataclasses import replace
+
+    from tflopt.audit.observe import _compare
+    from tflopt.audit.spec import ObservedException
+    model, _, obs = observe(MODELS / "gru_fp32.tflite")
+    seen = {r["index"]: (r["observed"], r["detail"]) for r in obs["litert-gpu"]["ops"]}
+    plain = get_target("gpu")
+    tr = audit(model, ["gpu"]).targets["gpu"]
+    before = _compare(model, plain, tr, seen, obs["litert-gpu"]["runtime"], "supported")
+    unpack = [r for r in before["ops"] if r["op"] == "UNPACK"]
+    assert unpack and all(r["disagreement"] == "undocumented" for r in unpack)
+    listed = replace(plain, observed_exceptions=(
+        ObservedException("UNPACK", False, "the accelerator has an UNPACK kernel", ("gru_fp32",)),))
+    after = _compare(model, listed, tr, seen, obs["litert-gpu"]["runtime"], "supported")
+    assert all(r["disagreement"] == "documented" and r["exception"] for r in after["ops"] if r["op"] == "UNPACK")
+    assert after["summary"]["documented"] == len(unpack)
+    elsewhere = replace(listed, observed_exceptions=(
+        ObservedException("UNPACK", False, "only in another model", ("gru_int8",)),))
+    assert _compare(model, elsewhere, tr, seen, "", "supported")["summary"]["documented"] == 0

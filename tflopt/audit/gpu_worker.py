@@ -102,10 +102,13 @@ def main(jobs_path: str, results_path: str) -> int:
             except Exception as e:  # noqa: BLE001 - a model the runtime refuses is an observation
                 out["error"] = _message(e)
             if job.get("samples") and "error" not in out:
-                try:
-                    out["numerics"] = _numerics(job["path"], model, job["samples"])
-                except Exception as e:  # noqa: BLE001 - e.g. buffers of a partly accelerated model
-                    out["numerics_error"] = _message(e)
+                for attempt in range(2):  # buffer locks fail now and then on a loaded host: retry once
+                    try:
+                        out["numerics"] = _numerics(job["path"], model, job["samples"])
+                        out.pop("numerics_error", None)
+                        break
+                    except Exception as e:  # noqa: BLE001 - e.g. buffers of a partly accelerated model
+                        out["numerics_error"] = _message(e)
             res.write(json.dumps(out) + "\n")
             res.flush()
     return 0
