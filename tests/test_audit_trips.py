@@ -263,7 +263,7 @@ def lstm(n_inputs=5, n_outputs=4, kernel=BASIC, runtime_weights=False, **o):
 
 
 CASES = {
-    # -- Edge TPU (delegates.md §1) -----------------------------------------------------------------
+    # -- Edge TPU (coral.ai/docs/edgetpu/models-intro) -----------------------------------------------------------------
     "edgetpu.op": lambda bad: unary("LEAKY_RELU" if bad else "RELU"),
     "edgetpu.dtype": lambda bad: conv(F if bad else I8),
     "edgetpu.quantize.output": lambda bad: op("QUANTIZE", [act((1, 8), F)], [act((1, 8), "INT16" if bad else I8, Q)]),
@@ -296,7 +296,7 @@ CASES = {
                                           [act((1, 4, 4, 2), I8)]),
     "edgetpu.concat.const_inputs": lambda bad: concat(consts=[0], n_runtime=2 if bad else 1),
     "edgetpu.sparse": lambda bad: fc(sparse=bad),
-    # -- Hexagon (delegates.md §2) ----------------------------------------------------------------
+    # -- Hexagon (tensorflow.org/lite/android/delegates/hexagon) ----------------------------------------------------------------
     "hexagon.op": lambda bad: unary("LEAKY_RELU" if bad else "TANH"),
     "hexagon.dtype": lambda bad: conv(F if bad else I8),
     "hexagon.dtype.output": lambda bad: unary("TANH", out_ty=F if bad else I8),
@@ -345,13 +345,17 @@ CASES = {
     "hexagon.strided_slice.ellipsis": lambda bad: strided_slice(ellipsisMask=int(bad)),
     "hexagon.strided_slice.new_axis": lambda bad: strided_slice(newAxisMask=int(bad)),
     "hexagon.int8_only": lambda bad: binary("SQUARED_DIFFERENCE", U8 if bad else I8, version=2),
-    # -- GPU (delegates.md §3) --------------------------------------------------------------------
+    # -- GPU (ai.google.dev/edge/litert/performance/gpu) --------------------------------------------------------------------
     "gpu.op": lambda bad: unary("ROUND" if bad else "FLOOR", F),
     "gpu.dtype": lambda bad: binary("ADD", I32 if bad else F),
     "gpu.per_tensor": lambda bad: binary("ADD") if not bad else
     op("ADD", [act((1, 8, 8, 2), I8, ([0.1, 0.2], [0, 0], 3)), act((1, 8, 8, 2), I8)], [act((1, 8, 8, 2), I8)]),
     "gpu.rank": lambda bad: unary("ABS", F, shape=(1, 1, 1, 8, 8, 2) if bad else (1, 1, 8, 8, 2)),
-    "gpu.static_shape": lambda bad: unary("ABS", F, sig=[-1, 8, 8, 2] if bad else None),
+    # A shape computed from a runtime value (the reshape target is a graph input) is dynamic;
+    # the good case keeps a -1 batch, which the runtime resolves at allocation.
+    "gpu.dynamic_shape": lambda bad: op("RESHAPE", [act((1, 8, 8, 2), F, sig=[-1, 8, 8, 2]),
+                                                   act((2,), I32) if bad else ints(-1, 128)],
+                                        [act((1, 128), F, sig=[-1, 128])]),
     "gpu.version": lambda bad: binary("MUL", F, version=4 if bad else 3),
     "gpu.outputs": lambda bad: more_outputs(pool(ty=F)) if bad else pool(ty=F),
     "gpu.add.arity": lambda bad: binary("ADD", F, n_inputs=3 if bad else 2),

@@ -20,11 +20,15 @@ class AuditReport:
     model: str
     targets: dict[str, TargetReport]
     suggestions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # With observe=True: per target what the installed runtime did (tflopt.audit.observe).
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"model": self.model, "targets": {k: v.as_dict() for k, v in self.targets.items()}}
         for name, items in self.suggestions.items():
             out["targets"][name]["suggestions"] = items
+        for name, obs in self.observed.items():
+            out["targets"][name]["observed"] = obs
         return out
 
 
@@ -48,9 +52,12 @@ def parse_targets(values: Iterable[str] | str | None) -> list[str]:
 
 
 def audit(model, targets: Iterable[str] | str | None = None, *, suggest: bool = False,
-          calibration=None) -> AuditReport:
+          calibration=None, observe: bool = False, data=None) -> AuditReport:
     """Audit a Model (or a path / bytes) for each target; ``suggest`` also tries the targets'
-    candidate pipelines on copies of the model and reports what each would change."""
+    candidate pipelines on copies of the model and reports what each would change;
+    ``observe`` runs the installed runtimes (XNNPACK, the LiteRT GPU accelerator) and puts
+    their per-op verdicts, GPU numerics on ``data`` (or random samples) and the float16
+    overflow check beside the rules'."""
     from ..io import load
     from ..model import Model
     m = model if isinstance(model, Model) else load(model)
@@ -59,4 +66,7 @@ def audit(model, targets: Iterable[str] | str | None = None, *, suggest: bool = 
     if suggest:
         from .suggest import suggestions
         report.suggestions = suggestions(m, report, calibration=calibration)
+    if observe:
+        from .observe import observe_targets
+        report.observed = observe_targets(m, report, data)
     return report

@@ -57,7 +57,8 @@ def _views(sg) -> list[OpView]:
         for t in op.inputs:
             if t >= 0:
                 consumers.setdefault(t, []).append(op)
-    return [OpView(op, producers, consumers) for op in sg.operators]
+    facts: dict = {}
+    return [OpView(op, producers, consumers, facts) for op in sg.operators]
 
 
 def _local_reasons(view: OpView, rules: tuple[Rule, ...]) -> list[Reason]:

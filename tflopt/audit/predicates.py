@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..schema import fb
+from .shapes import dynamic_shape
 
 _CMP: dict[str, Callable] = {
     "eq": operator.eq, "ne": operator.ne, "le": operator.le, "lt": operator.lt,
@@ -42,8 +43,10 @@ def _enum_name(enum, value) -> str:
 class OpView:
     """One operator as the rules see it, with the graph facts some rules need."""
 
-    def __init__(self, op, producers: dict, consumers: dict):
+    def __init__(self, op, producers: dict, consumers: dict, facts: dict | None = None):
         self.op = op
+        # Per-subgraph facts computed once and shared by the subgraph's views.
+        self.facts = {} if facts is None else facts
         self.sg = op.subgraph
         self.name = op.name
         self.version = op.version
@@ -448,6 +451,23 @@ def sparse(v: OpView, which: str) -> list[str]:
     return [f"{l} is stored sparse" for l, t in v.select(which) if v.tensor(t).sparsity is not None]
 
 
+def densified(v: OpView, which: str = "inputs") -> list[str]:
+    """Operands produced by a DENSIFY, directly or through DEQUANTIZE (sparse stored weights)."""
+    out = []
+    for l, t in v.select(which):
+        seen = set()
+        p = v.producer(t)
+        while p is not None and id(p) not in seen:  # iterative walk up the folding chain
+            seen.add(id(p))
+            if p.name == "DENSIFY":
+                out.append(f"{l} is sparse weights expanded by DENSIFY")
+                break
+            if p.name != "DEQUANTIZE" or not p.inputs or p.inputs[0] < 0:
+                break
+            p = v.producer(p.inputs[0])
+    return out
+
+
 def no_mutual_broadcast(v: OpView, a: str = "in:0", b: str = "in:1") -> list[str]:
     sa, sb = v.select(a), v.select(b)
     if not sa or not sb:
@@ -560,7 +580,7 @@ KINDS: dict[str, Callable[..., list[str]]] = {
         per_tensor_quant, quantized, zero_point, quant_axis, scale_ratio, values, values_any, values_one_of, dim,
         dims_equal, same_rank, same_quant, sparse, no_mutual_broadcast, custom_code_in, option_le_option,
         pool_1x1_stride, conv_types, fc_types, space_to_depth_divisible, maxpool_same_filter,
-        dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both,
+        dw_dilation_stride, dw_multiplier, rank_in, cast_types, options_not_both, dynamic_shape, densified,
     )
 }
 # Graph-phase kinds, evaluated by the engine once every op has its local verdict.
@@ -571,6 +591,7 @@ CATEGORY = {
     "op_in": "op", "op_not_in": "op", "custom_code_in": "op", "max_version": "op version",
     "version_in": "op version", "version_not_in": "op version", "types": "tensor type", "same_types": "tensor type",
     "rank": "rank", "rank_in": "rank", "innermost_dims": "rank", "cast_types": "tensor type", "same_rank": "rank", "static_shape": "dynamic shape",
+    "dynamic_shape": "dynamic shape",
     "per_tensor_quant": "quantization", "quantized": "quantization", "zero_point": "quantization",
     "quant_axis": "quantization", "scale_ratio": "quantization", "same_quant": "quantization",
     "unpacked_weights_consumers": "graph",

@@ -33,7 +33,49 @@ def text(report, *, all_ops: bool = False) -> str:
         lines.append(_summary_line(name, tr.summary))
         for s in report.suggestions.get(name, []):
             lines.append(f"  suggestion: {s.get('text') or s['pipeline'] + ': skipped (' + s['skipped'] + ')'}")
+        if name in report.observed:
+            lines.extend("  " + x for x in observed_lines(report.observed[name]))
     return "\n".join(lines)
+
+
+def observed_lines(obs: dict) -> list[str]:
+    """The --observe part of a target's section: summary, disagreements, numerics, float16."""
+    out = []
+    if "unavailable" in obs:
+        out.append(f"observed: unavailable ({obs['unavailable']})")
+    else:
+        s = obs["summary"]
+        whole = ""
+        if "fully_accelerated" in obs:
+            whole = (f", whole model fails to compile ({obs['error'][:120]})" if obs.get("error") else
+                     f", whole model fully accelerated: {obs['fully_accelerated']}")
+        out.append(f"observed by {obs['runtime']}: {s['observed_ops']}/{s['ops']} ops observed, "
+                   f"{s['agreements']} agree with the rules, {s['disagreements']} disagree "
+                   f"({s['documented']} documented){whole}")
+        for r in obs["ops"]:
+            if "disagreement" not in r:
+                continue
+            rule = "taken" if r["rule"] else "not taken"
+            seen = "taken" if r["observed"] else "not taken"
+            why = f" (documented: {r['exception']})" if r.get("exception") else " (UNDOCUMENTED)"
+            out.append(f"  disagreement #{r['index']} {r['op']}: rules say {rule}, {obs['runtime']} "
+                       f"observed {seen}: {r['detail']}{why}")
+        for o in (obs.get("numerics") or {}).get("outputs", []):
+            out.append(f"  GPU vs CPU on {obs['numerics']['samples']} sample(s), output {o['name']}: "
+                       f"cosine {o['cosine']:.6f}, SNR {o['snr_db']:.1f} dB" + ("" if o["finite"] else ", NON-FINITE"))
+        if obs.get("numerics_skipped"):
+            out.append(f"  GPU numerics skipped: {obs['numerics_skipped'][:160]}")
+    f16 = obs.get("float16_overflow")
+    if f16 is not None:
+        if "skipped" in f16:
+            out.append(f"float16 overflow check skipped: {f16['skipped'][:160]}")
+        elif f16["tensors"]:
+            out.append(f"float16 overflow: {len(f16['tensors'])} tensor(s) exceed +-{f16['limit']:g} on "
+                       f"{f16['samples']} sample(s) ({f16['source']}):")
+            out.extend(f"  {t['kind']} #{t['index']} {t['name']}: [{t['lo']:.4g}, {t['hi']:.4g}]" for t in f16["tensors"])
+        else:
+            out.append(f"float16 overflow: none on {f16['samples']} sample(s) ({f16['source']})")
+    return out
 
 
 def markdown(report) -> str:
@@ -55,4 +97,6 @@ def markdown(report) -> str:
                            f"{why.replace('|', '/')} |")
         for s in report.suggestions.get(name, []):
             out.append(f"- suggestion: {s.get('text') or s['pipeline'] + ': skipped (' + s['skipped'] + ')'}")
+        if name in report.observed:
+            out += [""] + [f"- {x}" for x in observed_lines(report.observed[name])]
     return "\n".join(out) + "\n"

@@ -46,6 +46,20 @@ class Partitioning:
 
 
 @dataclass(frozen=True)
+class ObservedException:
+    """A documented disagreement between a rule verdict and the observed runtime: on ``op``
+    (optionally only in the models named), the rules say ``rule_says`` (True: taken) and the
+    runtime does the opposite, for ``reason``."""
+    op: str
+    rule_says: bool
+    reason: str
+    models: tuple[str, ...] = ()
+
+    def matches(self, op: str, rule_says: bool, model: str) -> bool:
+        return op == self.op and rule_says == self.rule_says and (not self.models or model in self.models)
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     title: str
@@ -57,3 +71,6 @@ class Target:
     # Pipelines that may make unsupported ops supported, tried by ``suggest``.
     suggestions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # The runtime the table was last checked against op by op (``audit --observe``).
+    checked_against: str = ""
+    observed_exceptions: tuple[ObservedException, ...] = ()

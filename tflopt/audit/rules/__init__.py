@@ -11,6 +11,7 @@ TARGETS = {
     "hexagon": "hexagon",
     "gpu": "gpu",
     "xnnpack": "xnnpack",
+    "litert-gpu": "litert_gpu",
 }
 
 

@@ -1,10 +1,12 @@
 """TFLite GPU delegate (OpenCL/OpenGL/Metal), default options (quantized models allowed).
-Source: delegates.md §3 (gpu_compatibility.cc CheckGpuDelegateCompatibility, model_builder.cc,
+Source: ai.google.dev/edge/litert/performance/gpu (gpu_compatibility.cc CheckGpuDelegateCompatibility, model_builder.cc,
 model_builder_helper.cc)."""
 from ..spec import Partitioning, Rule, Target
 
-CHECK = "delegates.md §3.3 (tools/versioning/gpu_compatibility.cc)"
-CUSTOM_CHECK = "delegates.md §3.3 CUSTOM row (gpu_compatibility.cc CheckCustomOpsGpuDelegateCompatibility)"
+CHECK = "ai.google.dev/edge/litert/performance/gpu (tools/versioning/gpu_compatibility.cc)"
+DYNAMIC_SRC = ("ai.google.dev/edge/litert/performance/gpu (dynamic tensors); observed with ai-edge-litert 2.3 "
+               "CompiledModel: a -1 batch dimension is resolved at allocation")
+CUSTOM_CHECK = "tensorflow/lite/tools/versioning/gpu_compatibility.cc CheckCustomOpsGpuDelegateCompatibility"
 RUNTIME = ("FLOAT32", "FLOAT16", "INT8", "UINT8")
 # SIGMOID is kTfLiteActSigmoid of the C API: the flatbuffer enum cannot express it, so from a
 # .tflite only the first five can occur; it stays listed as the source has it.
@@ -29,8 +31,8 @@ POOLS = ("AVERAGE_POOL_2D", "MAX_POOL_2D")
 # DEQUANTIZE-of-constant-float16 ops remapped to the fp16 constants: the converter's float16
 # weights count as constant operands, not runtime inputs.
 FP16 = "float16"
-# Op-version ceilings (delegates.md §3.1.3: default options admit the quantized versions too).
-# delegates.md gives the doc list only (DEPTHWISE_CONV_2D v1-2, LSTM v2, RESIZE_BILINEAR v1-3, "v1
+# Op-version ceilings (ai.google.dev/edge/litert/performance/gpu: default options admit the quantized versions too).
+# the GPU guide gives the doc list only (DEPTHWISE_CONV_2D v1-2, LSTM v2, RESIZE_BILINEAR v1-3, "v1
 # otherwise"); the per-op numbers are the CheckMaxSupportedOpVersion calls in each parser's
 # IsSupported (gpu/common/model_builder.cc, newest stored copy, google-ai-edge/LiteRT). Ops whose
 # parser has no such call (BATCH_MATMUL, CAST, DEPTH_TO_SPACE, HARD_SWISH, MEAN, PACK, SPLIT, SPLIT_V,
@@ -62,15 +64,18 @@ RULES = (
     r("dtype", "types", "OP is supported, but tensor type isn't matched! (runtime tensors float32/float16, "
       "or int8/uint8 with quantized-model support)", which="activations", allowed=RUNTIME,
       except_ops=("CAST", "GATHER", "ONE_HOT", "SELECT", "SELECT_V2", "DEQUANTIZE", "DENSIFY"),
-      source="delegates.md §3.1.1 (model_builder.cc IsAllAllowedTensors)"),
+      source="ai.google.dev/edge/litert/performance/gpu (model_builder.cc IsAllAllowedTensors)"),
     r("per_tensor", "per_tensor_quant", "quantized non-constant tensors must be per-tensor", which="activations",
-      source="delegates.md §3.1.1 (model_builder_helper.cc)"),
+      source="ai.google.dev/edge/litert/performance/gpu (model_builder_helper.cc)"),
     r("rank", "rank", "bad input dims size (rank 0..5)", which="activations", max=5,
-      source="delegates.md §3.1.2 (model_builder_helper.cc)"),
-    r("static_shape", "static_shape", "dynamic tensors are not supported (unverified in code)", which="all",
-      source="delegates.md §3.1.6 (unverified)"),
+      source="ai.google.dev/edge/litert/performance/gpu (model_builder_helper.cc)"),
+    # A -1 batch in shape_signature is resolved when tensors are allocated, before the delegate
+    # sees the graph (the LiteRT GPU accelerator takes such models whole, observed); only
+    # shapes computed from tensor values stay dynamic (tflopt/audit/shapes.py).
+    r("dynamic_shape", "dynamic_shape", "dynamic (data-dependent) tensor shapes are not supported", which="all",
+      source=DYNAMIC_SRC),
     r("version", "max_version", "op version newer than the delegate's parser takes", versions=MAX_VERSION,
-      source="delegates.md §3.1.3 (ceilings: CheckMaxSupportedOpVersion in gpu/common/model_builder.cc)"),
+      source="ai.google.dev/edge/litert/performance/gpu (ceilings: CheckMaxSupportedOpVersion in gpu/common/model_builder.cc)"),
     r("outputs", "arity", "exactly 1 output", ONE_OUTPUT, outputs=(1, 1)),
     r("add.arity", "count", "exactly 2 inputs", ("ADD", "ADD_N"), which="inputs", min=2, max=2),
     r("pool.arity", "count", "1 runtime input", POOLS, which="runtime_inputs", min=1, max=1, folded=FP16),
@@ -204,9 +209,9 @@ TARGET = Target(
     title="TFLite GPU delegate",
     rules=RULES,
     partitioning=Partitioning(max_partitions=1, note="only the largest supported partition is delegated"),
-    sources=("delegates.md §3", "tensorflow/lite/tools/versioning/gpu_compatibility.cc",
+    sources=("ai.google.dev/edge/litert/performance/gpu", "tensorflow/lite/tools/versioning/gpu_compatibility.cc",
              "tensorflow/lite/delegates/gpu/common/model_builder.cc"),
     suggestions=("quantize(mode=float16)",),
     notes=("tf.lite.experimental.Analyzer(gpu_compatibility=True) in TF 2.21 / ai-edge-litert 2.3 reports every "
-           "model compatible (even TOPK_V2, ARG_MAX and int32 arithmetic); these rules follow delegates.md.",),
+           "model compatible (even TOPK_V2, ARG_MAX and int32 arithmetic); these rules follow the delegate's source (model_builder.cc).",),
 )

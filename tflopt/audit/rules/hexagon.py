@@ -1,9 +1,9 @@
-"""Qualcomm Hexagon DSP delegate. Source: delegates.md §2 (IsNodeSupportedByHexagon and
+"""Qualcomm Hexagon DSP delegate. Source: tensorflow.org/lite/android/delegates/hexagon (IsNodeSupportedByHexagon and
 CheckOpVersion in tensorflow/lite/delegates/hexagon/utils.cc, hexagon_delegate.cc)."""
 from ..spec import Partitioning, Rule, Target
 
 Q8 = ("INT8", "UINT8")
-UTILS = "delegates.md §2.2 (hexagon/utils.cc IsNodeSupportedByHexagon)"
+UTILS = "tensorflow.org/lite/android/delegates/hexagon (hexagon/utils.cc IsNodeSupportedByHexagon)"
 RELU_ACT = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 SUPPORTED = (
     "ADD", "SUB", "MUL", "MEAN", "MIRROR_PAD", "PAD", "FULLY_CONNECTED", "CONCATENATION", "MAX_POOL_2D",
@@ -30,18 +30,18 @@ def r(id, kind, reason, ops="*", source=UTILS, when=None, except_ops=(), **param
 RULES = (
     r("op", "op_in", "Not supported op", names=SUPPORTED),
     r("dtype", "types", "inputs must be 8-bit quantized (uint8/int8)", which="runtime_inputs", allowed=Q8,
-      source="delegates.md §2.1.1 (hexagon delegate guide)"),
+      source="tensorflow.org/lite/android/delegates/hexagon (hexagon delegate guide)"),
     r("dtype.output", "types", "outputs must be 8-bit quantized", which="outputs", allowed=Q8,
-      except_ops=("ARG_MAX", "ARG_MIN"), source="delegates.md §2.1.1"),
+      except_ops=("ARG_MAX", "ARG_MIN"), source="tensorflow.org/lite/android/delegates/hexagon"),
     r("rank", "rank", "every input and output must have rank <= 4", which="all", max=4,
-      source="delegates.md §2.1.2"),
+      source="tensorflow.org/lite/android/delegates/hexagon"),
     r("static_shape", "static_shape", "static shapes only (dynamic batch needs enable_dynamic_batch_size)",
-      which="all", source="delegates.md §2.1.5"),
+      which="all", source="tensorflow.org/lite/android/delegates/hexagon"),
     r("version", "max_version", "op version not in CheckOpVersion's allowlist", versions=MAX_VERSION, default=1,
-      source="delegates.md §2.1.3 (hexagon/utils.cc CheckOpVersion)"),
+      source="tensorflow.org/lite/android/delegates/hexagon (hexagon/utils.cc CheckOpVersion)"),
     r("version.exact2", "version_in", "op supported at version 2 only",
       EXACTLY_V2, versions={k: [2] for k in EXACTLY_V2},
-      source="delegates.md §2.1.3"),
+      source="tensorflow.org/lite/android/delegates/hexagon"),
     r("binary.arity", "count", "exactly 2 inputs", ("ADD", "SUB", "MUL", "MINIMUM", "MAXIMUM"), which="inputs", min=2, max=2),
     # The dtype rule sees runtime inputs only; these ops also need 8-bit constant operands.
     r("binary.types", "types", "every input must be 8-bit quantized",
@@ -108,6 +108,6 @@ TARGET = Target(
     rules=RULES,
     partitioning=Partitioning(max_partitions=4, min_ops=2,
                               note="at most 4 delegated partitions of at least 2 nodes (delegate defaults)"),
-    sources=("delegates.md §2", "tensorflow/lite/delegates/hexagon/utils.cc", "hexagon_delegate.cc"),
+    sources=("tensorflow.org/lite/android/delegates/hexagon", "tensorflow/lite/delegates/hexagon/utils.cc", "hexagon_delegate.cc"),
     suggestions=("quantize(mode=int8)",),
 )

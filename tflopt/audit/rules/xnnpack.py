@@ -2,15 +2,15 @@
 "latest operators" (dynamically quantized conv / fully connected) are on; unsigned int8
 (QU8), dynamic-weight fully connected and variable ops are off.
 
-Source: delegates.md section 4 and, where the README is older than the build,
+Source: tensorflow/lite/delegates/xnnpack/README.md and, where the README is older than the build,
 tensorflow/lite/delegates/xnnpack/xnnpack_delegate.cc (google-ai-edge/LiteRT
 tflite/delegates/xnnpack/xnnpack_delegate.cc, VisitNode and PrepareOpsToDelegate).
 Verified op by op against the interpreter (tests/test_audit_xnnpack.py).
 """
 from ..spec import Partitioning, Rule, Target
 
-SRC = "delegates.md §4; LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc"
-README = "delegates.md §4 (xnnpack README)"
+SRC = "tensorflow/lite/delegates/xnnpack/README.md; LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc"
+README = "tensorflow/lite/delegates/xnnpack/README.md (xnnpack README)"
 
 F32 = ("FLOAT32",)
 FLOAT = ("FLOAT32", "FLOAT16")
@@ -20,7 +20,11 @@ Q8 = ("INT8",)
 MAX_DIMS = 6  # XNN_MAX_TENSOR_DIMS
 ACT_OK = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 
-UNARY_FLOAT = ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "NEG", "RELU_N1_TO_1",
+# The runtime the table was last checked against, op by op (tests/test_audit_observed.py and a
+# one-op probe of every float unary and binary op).
+CHECKED_AGAINST = "ai-edge-litert 2.3.0 (interpreter's default XNNPACK delegate)"
+# LOG: delegated by the installed runtime (one-op probe), newer than the README's list.
+UNARY_FLOAT = ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "LOG", "NEG", "RELU_N1_TO_1",
                "RELU", "RELU6", "ROUND", "RSQRT", "SIN", "SQRT", "SQUARE")
 UNARY = UNARY_FLOAT + ("DEQUANTIZE", "ELU", "LOGISTIC", "TANH", "LEAKY_RELU", "QUANTIZE")
 BINARY_Q8 = ("ADD", "MUL", "SUB")
@@ -255,8 +259,9 @@ TARGET = Target(
     title="XNNPACK (CPU delegate)",
     rules=RULES,
     partitioning=Partitioning(note="every supported op is delegated; TFLite groups them into partitions"),
-    sources=("delegates.md §4", "tensorflow/lite/delegates/xnnpack/README.md",
+    sources=("tensorflow/lite/delegates/xnnpack/README.md",
              "LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc"),
     suggestions=("quantize(mode=float16)", "quantize(mode=int8)"),
-    notes=("Ground truth: the LiteRT interpreter's DELEGATE nodes (tflopt.audit.observed).",),
+    checked_against=CHECKED_AGAINST,
+    notes=("Ground truth: the LiteRT interpreter's DELEGATE nodes (tflopt.audit.observed; `audit --observe`).",),
 )
