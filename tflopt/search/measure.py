@@ -30,32 +30,8 @@ def sizes(data: bytes) -> dict:
 
 
 def compare(reference: bytes, candidate: bytes, ev: EvalSpec) -> dict:
-    try:
-        from ..evaluation import compare_models
-    except ImportError:  # TEMPORARY until the evaluation branch lands: main's compare, no labels
-        return _compare_fallback(reference, candidate, ev)
+    from ..evaluation import compare_models
     return compare_models(reference, candidate, ev.data, samples=ev.samples, labels=ev.labels)
-
-
-def _compare_fallback(reference, candidate, ev):  # TEMPORARY: removed when evaluation lands
-    import numpy as np
-
-    from .. import runtime
-    from ..compare import compare_models
-    data = ev.data
-    if data and ":" in data:
-        f, k = data.rsplit(":", 1)
-        data = [[x[None]] for x in np.load(f)[k]]
-    r = compare_models(reference, candidate, data, samples=ev.samples or 0)
-    if ev.labels:
-        f, k = ev.labels.rsplit(":", 1)
-        y = np.load(f)[k][:len(data)]
-        acc = []
-        for m in (reference, candidate):
-            it = runtime.interpreter(m)
-            acc.append(float(np.mean([runtime.invoke(it, s)[0].argmax() == t for s, t in zip(data, y)])))
-        r["outputs"][0]["accuracy"] = {"reference_top1": acc[0], "candidate_top1": acc[1], "top1_drop": acc[0] - acc[1]}
-    return r
 
 
 def fidelity(comparison: dict) -> dict:
@@ -73,8 +49,19 @@ def fidelity(comparison: dict) -> dict:
 
 
 def latency_ms(data: bytes, ev: EvalSpec) -> float:
-    from ..bench import bench_model
-    return float(bench_model(data, data_spec=ev.data)["median_ms"])
+    """Median latency (ms) from the evaluation's bench: XNNPACK, one thread, in a child process."""
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import TfloptError
+    from ..evaluation import bench_model
+    with tempfile.TemporaryDirectory(prefix="tflopt-search-") as tmp:
+        path = Path(tmp) / "candidate.tflite"
+        path.write_bytes(data)
+        result = bench_model(path, data=ev.data)
+    if "error" in result:
+        raise TfloptError(f"latency: {result['error']}")
+    return float(result["median_ms"])
 
 
 def target_shares(data: bytes, target: str) -> dict:
