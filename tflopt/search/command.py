@@ -88,9 +88,10 @@ def search_cmd(models, output, goal_text, objective, calibration, calibration_no
         if len(targets) != 1:
             raise TfloptError(f"--target {target}: name one target")
         target = targets[0]
-    if calibration and data and not allow_same_data and str(calibration) == str(data):
-        raise TfloptError(f"{data}: the same data for --calibration and --data; evaluation must be disjoint "
-                          "from calibration (or pass --allow-same-data)")
+    from ..evaluation.data import same_file
+    if calibration and data and not allow_same_data and same_file(data, calibration):
+        raise TfloptError(f"{data}: is also the --calibration file; choosing on calibration data flatters "
+                          "the result (pass --allow-same-data to do it anyway)")
     from .measure import EvalSpec
     from .runner import SearchConfig, model_paths, search_one, write_chosen
     from .space import default_space, load_space
