@@ -34,7 +34,8 @@ def _bytes(text: str) -> int:
 @click.option("--calibration", default=None, help="Calibration samples, as optimize takes them (disjoint from --data).")
 @click.option("--calibration-normalize", type=click.Choice(["unit", "signed", "raw", "imagenet"]), default="unit",
               show_default=True)
-@click.option("--data", default=None, help="Evaluation samples: FILE.npz[:KEY] or FILE.npy (random inputs if omitted).")
+@click.option("--data", default=None, help="Evaluation samples: FILE.npz[:KEY], FILE.npy, or an image folder (decoded for each model as "
+                   "--calibration is; random inputs if omitted).")
 @click.option("--labels", default=None, help="Labels for accuracy goals: FILE.npz:KEY or a KEY of the --data file.")
 @click.option("--samples", type=click.IntRange(min=1), default=None, help="Use the first N evaluation samples.")
 @click.option("--allow-same-data", is_flag=True, help="Allow --calibration and --data to be the same data.")
@@ -115,17 +116,24 @@ def search_cmd(models, output, goal_text, objective, calibration, calibration_no
     show = sys.stderr.isatty() if progress is None else progress
     from .strategy import Budget
     cfg = SearchConfig(goals, objective, levels, calibration, calibration_normalize,
-                       EvalSpec(data, labels, samples, latency="latency" in names, target=target),
+                       EvalSpec(data, labels, samples, latency="latency" in names, target=target,
+                                normalize=calibration_normalize),
                        cache.root, cache.max_bytes, Budget(max_trials, max_time, stop_when_met),
                        (lambda line: click.echo(line, err=True)) if show else None)
     from .executors import make_executor
-    results = []
+    results, errors = [], []
     with make_executor(jobs, scheduler) as ex:
         for p in paths:
-            results.append(search_one(p, cfg, ex))
+            try:
+                results.append(search_one(p, cfg, ex))
+            except TfloptError as e:
+                if not zoo:
+                    raise
+                errors.append({"model": str(p), "error": " ".join(str(e).split())})  # the zoo goes on
+                click.echo(f"tflopt: {p}: not searched: {errors[-1]['error']}", err=True)
     if zoo:
         output.mkdir(exist_ok=True)
-    missed = 0
+    missed = len(errors)
     for r in results:
         if r["_chosen"] is None:
             missed += 1
@@ -138,7 +146,8 @@ def search_cmd(models, output, goal_text, objective, calibration, calibration_no
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
     if as_json:
         from ..cli import emit_json
-        emit_json({"models": public, "summary": [_summary_row(r) for r in public]} if zoo else public[0])
+        emit_json({"models": public, "summary": [_summary_row(r) for r in public], "errors": errors}
+                  if zoo else public[0])
     else:
         for r in public:
             _echo_result(r)

@@ -19,19 +19,38 @@ class EvalSpec:
     samples: int | None = None       # None: every sample of data
     latency: bool = False
     target: str | None = None        # audit target for the *_share metrics
+    normalize: str = "unit"          # pixels of an image-folder ``data``, as --calibration-normalize
     extra: tuple = field(default=())
 
     def key(self) -> tuple:
-        return (self.data, self.labels, self.samples, self.latency, self.target, self.extra)
+        return (self.data, self.labels, self.samples, self.latency, self.target, self.normalize, self.extra)
 
 
 def sizes(data: bytes) -> dict:
     return {"raw_bytes": len(data), "gzip_bytes": gzip_size(data), "zstd_bytes": zstd_size(data)}
 
 
+_FOLDER_SAMPLES: dict = {}
+
+
+def eval_samples(reference: bytes, ev: EvalSpec):
+    """What compare_models reads: the data spec itself, or for an image folder (photos, which
+    fit every model once resized) its samples decoded for this model by the calibration loader."""
+    from pathlib import Path
+    if ev.data is None or not Path(ev.data).is_dir():
+        return ev.data
+    key = (hash(reference), ev.data, ev.normalize)
+    if key not in _FOLDER_SAMPLES:
+        from ..calibration import load_calibration
+        from ..io import load
+        _FOLDER_SAMPLES.clear()
+        _FOLDER_SAMPLES[key] = list(load_calibration(ev.data, load(reference), normalize=ev.normalize))
+    return _FOLDER_SAMPLES[key]
+
+
 def compare(reference: bytes, candidate: bytes, ev: EvalSpec) -> dict:
     from ..evaluation import compare_models
-    return compare_models(reference, candidate, ev.data, samples=ev.samples, labels=ev.labels)
+    return compare_models(reference, candidate, eval_samples(reference, ev), samples=ev.samples, labels=ev.labels)
 
 
 def fidelity(comparison: dict) -> dict:
@@ -71,10 +90,33 @@ def target_shares(data: bytes, target: str) -> dict:
             "target_macs_share": float(s.get("accelerated_macs_share") or 0.0)}
 
 
+_RUNNABLE: dict = {}
+
+
+def runnable_pair(reference: bytes, candidate: bytes) -> tuple[bytes, bytes, list[str]]:
+    """Both models with the custom ops the stock interpreter cannot resolve cut away (and what
+    depends on them; their inputs become outputs), the same ops from each: mediapipe models
+    are measured on everything up to their custom ops, as the corpus tests do."""
+    from .. import runtime
+    from ..io import load
+    key = hash(reference)
+    if key not in _RUNNABLE:
+        ref, cut = runtime.runnable(reference)
+        _RUNNABLE.clear()
+        _RUNNABLE[key] = (ref.to_bytes(), cut)
+    ref, cut = _RUNNABLE[key]
+    if not cut:
+        return reference, candidate, []
+    return ref, runtime.cut_ops(load(candidate), set(cut)).to_bytes(), cut
+
+
 def evaluate(reference: bytes, candidate: bytes, ev: EvalSpec) -> dict:
     """Flat metrics of ``candidate`` against ``reference`` (the search's input model)."""
     m = sizes(candidate)
-    m.update(fidelity(compare(reference, candidate, ev)))
+    ref, cand, cut = runnable_pair(reference, candidate)
+    if cut:
+        m["cut_ops"] = cut
+    m.update(fidelity(compare(ref, cand, ev)))
     if ev.latency:
         m["latency"] = latency_ms(candidate, ev)
     if ev.target:

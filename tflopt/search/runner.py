@@ -60,8 +60,11 @@ def _file_hash(spec: str | None) -> str:
     path = Path(text)
     if not path.exists() and ":" in text:
         path = Path(text.rsplit(":", 1)[0])
+    if path.is_dir():  # an image folder: every file's name and bytes
+        files = sorted(f for f in path.rglob("*") if f.is_file())
+        return digest(text, *(digest(f.relative_to(path), f.read_bytes()) for f in files))
     if not path.is_file():
-        raise TfloptError(f"{text}: no such data file")
+        raise TfloptError(f"{text}: no such data file or folder")
     return digest(text, path.read_bytes())
 
 
