@@ -4,6 +4,7 @@ cache, widening, and a real Dask LocalCluster. Calibration is the fixture's cali
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 from pathlib import Path
@@ -144,9 +145,15 @@ def test_chosen_model_reruns_byte_identically_with_optimize(first_search, tmp_pa
 def test_rerun_is_all_cache_and_byte_identical(first_search, tmp_path):
     tmp, first = first_search
     out = tmp_path / "rerun.tflite"
-    rc, stdout, err = run_cli(search_args(tmp / "space.json", tmp / "cache", out))
+    report = tmp_path / "search.html"
+    rc, stdout, err = run_cli(search_args(tmp / "space.json", tmp / "cache", out, "--report", report))
     assert rc == 0, err
     again = json.loads(stdout)
+    page = report.read_text()
+    # The page: the Pareto plot inline, every trial in the tree, the chosen model's own report.
+    assert page.count("data:image/png;base64,") >= 2 and "Explored tree" in page
+    assert all(html.escape(t["pipeline"].split("),")[-1]) in page for t in again["trials"])
+    assert "Fidelity and accuracy per output" in page and "http" not in page.split("<body>")[1][:200]
     assert again["counts"]["executed"] == 0 and again["counts"]["passes_run"] == 0
     assert again["counts"]["from_cache"] == again["counts"]["trials"] == first["counts"]["trials"]
     assert out.read_bytes() == (tmp / "chosen.tflite").read_bytes()

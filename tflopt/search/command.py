@@ -142,7 +142,7 @@ def search_cmd(models, output, goal_text, objective, calibration, calibration_no
         r["chosen"].update(write_chosen(r, out))
     if report:
         from .report import write_report
-        write_report(report, results)
+        write_report(report, results, cfg.eval)
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
     if as_json:
         from ..cli import emit_json

@@ -104,7 +104,26 @@ tr.meets{background:#eef8ee} tr.misses{background:#fff} tr.failed{background:#fb
 code{background:#f3f3f3;padding:1px 4px}"""
 
 
-def render(results: list[dict]) -> str:
+def chosen_report(result: dict, ev) -> str | None:
+    """The evaluation issue's report of the chosen model against the input (fidelity and
+    accuracy per output, weight densities), as its own page for an iframe."""
+    if not result.get("chosen") or not result["chosen"].get("output"):
+        return None
+    from ..io import load
+    from ..reports import build, render
+    from .measure import compare, runnable_pair
+    before = Path(result["model"]).read_bytes()
+    after = Path(result["chosen"]["output"]).read_bytes()
+    ref, cand, _ = runnable_pair(before, after)
+    comparison = compare(ref, cand, ev)
+    report = build.compare_report(result["model"], result["chosen"]["output"], comparison, data=ev.data,
+                                  labels=ev.labels)
+    report["title"] = "chosen model: " + (result["chosen"]["pipeline"] or "(input unchanged)")
+    report["sections"].append(build.density_section(load(before), load(after)))
+    return render.render_html(report)
+
+
+def render(results: list[dict], chosen_pages: list[str | None] | None = None) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>tflopt search</title><style>{_CSS}</style>"
              "</head><body><h1>tflopt search</h1>"]
     for r in results:
@@ -127,12 +146,17 @@ def render(results: list[dict]) -> str:
         head = "".join(f"<th>{m}</th>" for m in columns)
         parts.append(f"<h3>Explored tree</h3><table><tr><th>pass</th>{head}<th>goals</th><th>trial</th></tr>"
                      f"{_tree_rows(r, columns)}</table>")
+        page = (chosen_pages or [None] * len(results))[results.index(r)]
+        if page:
+            parts.append("<h3>Chosen model</h3><iframe style='width:100%;height:900px;border:1px solid #ccc' "
+                         f"srcdoc=\"{html.escape(page, quote=True)}\"></iframe>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(path: Path, results: list[dict]) -> None:
+def write_report(path: Path, results: list[dict], ev=None) -> None:
     from ..io import atomic_write
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
-    text = render(public).encode()
+    pages = [chosen_report(r, ev) if ev is not None else None for r in public]
+    text = render(public, pages).encode()
     atomic_write(Path(path), lambda f: f.write(text))
