@@ -198,3 +198,18 @@ def test_dask_local_cluster_gives_the_same_trials_and_bytes(first_search, tmp_pa
     assert [{k: t[k] for k in keep} for t in a["trials"]] == [{k: t[k] for k in keep} for t in b["trials"]]
     assert b["counts"]["executed"] == b["counts"]["trials"] > 0
     assert (tmp_path / "dask.tflite").read_bytes() == (tmp_path / "local.tflite").read_bytes()
+
+
+def test_cache_size_bound_evicts_least_recently_used_models(tmp_path):
+    import os
+
+    from tflopt.search.cache import Cache
+    cache = Cache(tmp_path, max_bytes=3000)
+    for i, key in enumerate("abc"):
+        cache.put_model(key, bytes(1000), {"pruned_masks": {(0, i): np.ones(3, bool)}})
+        os.utime(cache._model(key), (i, i))
+    cache.get_model("a")  # used again: now the most recent
+    cache.trim()
+    assert cache.get_model("b") is None and cache.get_model("a") is not None
+    assert cache.get_model("c")[1]["pruned_masks"][(0, 2)].all()
+    assert cache.size() <= 3000

@@ -140,6 +140,7 @@ def search_cmd(models, output, goal_text, objective, calibration, calibration_no
             continue
         out = output / (Path(r["model"]).stem + ".tflite") if zoo else output
         r["chosen"].update(write_chosen(r, out))
+    cache.trim()  # after the chosen models are written from it
     if report:
         from .report import write_report
         write_report(report, results, cfg.eval)

@@ -129,7 +129,6 @@ def search_one(path: Path, cfg: SearchConfig, executor) -> dict:
     metrics = objectives(cfg.objective, cfg.goals, nodes)
     front = pareto(nodes, metrics)
     chosen = choose(nodes, cfg.objective)
-    cache.trim()
     return {
         "model": str(path), "objective": cfg.objective, "goals": [g.text for g in cfg.goals],
         "resolved_goals": {g.text: g.bound(baseline) for g in cfg.goals},
