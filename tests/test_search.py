@@ -213,3 +213,23 @@ def test_cache_size_bound_evicts_least_recently_used_models(tmp_path):
     assert cache.get_model("b") is None and cache.get_model("a") is not None
     assert cache.get_model("c")[1]["pruned_masks"][(0, 2)].all()
     assert cache.size() <= 3000
+
+
+def test_zoo_search_writes_one_model_each_and_a_summary(tmp_path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    for name in ("convnet_fp32", "mlp_fp32"):
+        (zoo / f"{name}.tflite").symlink_to(MODELS / f"{name}.tflite")
+    space = write_space(tmp_path / "q.json", {"levels": [{"pass": "quantize", "options": {"mode": ["float16", "dynamic"]}}]})
+    rc, out, err = run_cli(["search", zoo, "--goal", "min_cosine>=0.999", "--space", space,
+                            "--cache", tmp_path / "c", "-o", tmp_path / "out", "--json"])
+    assert rc == 0, err
+    r = json.loads(out)
+    assert [Path(m["model"]).name for m in r["models"]] == ["convnet_fp32.tflite", "mlp_fp32.tflite"]
+    for m, row in zip(r["models"], r["summary"]):
+        written = tmp_path / "out" / Path(m["model"]).name
+        assert row["chosen"] == m["chosen"]["pipeline"] and written.read_bytes()
+        assert row["float16"]["gzip_bytes"] == next(t for t in m["trials"] if t["pipeline"] == "quantize(mode=float16)")["metrics"]["gzip_bytes"]
+        # The written model runs, and its figure is the one the search reported.
+        runtime.run(written.read_bytes())
+        assert gzip_size(written.read_bytes()) == row["gzip_bytes"]

@@ -113,7 +113,11 @@ def search_one(path: Path, cfg: SearchConfig, executor) -> dict:
         for i, s in enumerate(specs):
             counts["trials"] += 1
             if i in futures:
-                records[i] = futures[i].result()
+                try:
+                    records[i] = futures[i].result()
+                except Exception as e:  # a worker died (killed, out of memory): this trial failed
+                    records[i] = {"pipeline": s.pipeline, "status": "failed", "metrics": {}, "passes_run": 0,
+                                  "warnings": [], "error": f"worker lost: {type(e).__name__}: {e}"[:300]}
                 counts["executed"] += 1
                 counts["passes_run"] += records[i].get("passes_run", 0)
             else:
