@@ -233,3 +233,17 @@ def test_zoo_search_writes_one_model_each_and_a_summary(tmp_path):
         # The written model runs, and its figure is the one the search reported.
         runtime.run(written.read_bytes())
         assert gzip_size(written.read_bytes()) == row["gzip_bytes"]
+
+
+@pytest.mark.parametrize("space, words", [
+    ({"levels": [{"pass": "prune", "options": {"sparsity": [2]}}]}, "sparsity must be in [0, 1)"),
+    ({"levels": [{"pass": "squash"}]}, "unknown pass"),
+    ({"levels": [{"pass": "cluster", "options": {"k": [8]}}]}, "unknown option"),
+    ({"stages": []}, "want {\"levels\""),
+])
+def test_bad_space_file_is_one_line_exit_2(tmp_path, space, words):
+    rc, out, err = run_cli(["search", MODEL, "--goal", "min_cosine>=0.99", "--space",
+                            write_space(tmp_path / "s.json", space), "-o", tmp_path / "o.tflite",
+                            "--cache", tmp_path / "c"])
+    assert rc == 2 and out == "" and err.count("\n") == 1 and words in err and str(tmp_path / "s.json") in err
+    assert not (tmp_path / "o.tflite").exists()

@@ -120,11 +120,11 @@ def load_space(path: Path) -> list[Level]:
             raise TfloptError(f"{path}: level {i + 1} ({item['pass']}): 'options' must map option names to value lists")
         try:
             level = _level(str(item["pass"]), opts, item.get("monotone"), item.get("requires") or ())
-            if not level.choices():
-                raise TfloptError(f"no valid combination of {level.options}")
             for k, values in level.options.items():  # each value must be one the pass takes
                 for v in values:
                     get_pass(level.pass_name)(**{k: v})
+            if not level.choices():
+                raise TfloptError(f"no valid combination of {level.options}")
         except PipelineError as e:
             raise TfloptError(f"{path}: level {i + 1}: {e}") from None
         except TfloptError as e:
