@@ -2,6 +2,7 @@
 
     python benchmarks/bench_search.py --digits     # Pareto front and time, digits convnet, accuracy_drop<=0.01
     python benchmarks/bench_search.py --speedup    # --jobs 1 vs --jobs 2 on corpus models, fresh caches
+    python benchmarks/bench_search.py --speedup-digits   # the same on the digits search
     python benchmarks/bench_search.py --corpus     # one command over the 14 mediapipe models, min_cosine>=0.99
 
 Every search runs the real command (``python -m tflopt search ... --json``) in a child process
@@ -51,12 +52,15 @@ def search(args: list, space: dict, tmp: Path, tag: str) -> tuple[dict, float]:
     return json.loads(proc.stdout), seconds
 
 
-def digits(tmp: Path, jobs: int) -> None:
+def digits_args(tmp: Path, jobs: int) -> list:
     data = ROOT / "fixtures/data/digits.npz"
-    args = [ROOT / "fixtures/models/convnet_fp32.tflite", "--calibration", ROOT / "fixtures/data/convnet_calib.npz",
+    return [ROOT / "fixtures/models/convnet_fp32.tflite", "--calibration", ROOT / "fixtures/data/convnet_calib.npz",
             "--data", f"{data}:x_test", "--labels", f"{data}:y_test", "--goal", "accuracy_drop<=0.01",
-            "--minimize", "gzip_bytes", "--jobs", jobs, "-o", tmp / "digits.tflite"]
-    r, seconds = search(args, DIGITS_SPACE, tmp, "digits")
+            "--minimize", "gzip_bytes", "--jobs", jobs, "-o", tmp / f"digits-j{jobs}.tflite"]
+
+
+def digits(tmp: Path, jobs: int) -> None:
+    r, seconds = search(digits_args(tmp, jobs), DIGITS_SPACE, tmp, "digits")
     c = r["counts"]
     print(f"digits convnet, goal accuracy_drop<=0.01, minimise gzip: {c['trials']} trials "
           f"({c['skipped_monotone']} skipped), {seconds:.1f} s wall with --jobs {jobs}")
@@ -81,6 +85,16 @@ def digits(tmp: Path, jobs: int) -> None:
 def corpus_models() -> Path:
     from fetch_mediapipe import mediapipe_models
     return Path(mediapipe_models()[0]).parent
+
+
+def speedup_digits(tmp: Path) -> None:
+    times, chosen = {}, {}
+    for jobs in (1, 2):
+        r, times[jobs] = search(digits_args(tmp, jobs), DIGITS_SPACE, tmp, f"digits-speed-j{jobs}")
+        chosen[jobs] = (tmp / f"digits-j{jobs}.tflite").read_bytes()
+        print(f"--jobs {jobs}: digits, {r['counts']['executed']} trials run, {times[jobs]:.1f} s wall")
+    print(f"speed-up of --jobs 2 over --jobs 1: {times[1] / times[2]:.2f}x, same chosen bytes: "
+          f"{chosen[1] == chosen[2]} (2 cores shared; load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 def speedup(tmp: Path, count: int) -> None:
@@ -145,12 +159,13 @@ def corpus(tmp: Path, jobs: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--digits", action="store_true")
-    ap.add_argument("--speedup", action="store_true")
+    ap.add_argument("--speedup", action="store_true", help="on the smallest corpus models")
+    ap.add_argument("--speedup-digits", action="store_true", help="on the digits search")
     ap.add_argument("--corpus", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--models", type=int, default=4, help="corpus models (smallest first) for --speedup")
     a = ap.parse_args()
-    if not (a.digits or a.speedup or a.corpus):
+    if not (a.digits or a.speedup or a.corpus or a.speedup_digits):
         a.digits = a.speedup = a.corpus = True
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         tmp = Path(tmp)
@@ -158,6 +173,8 @@ def main() -> None:
             digits(tmp, a.jobs)
         if a.speedup:
             speedup(tmp, a.models)
+        if a.speedup_digits:
+            speedup_digits(tmp)
         if a.corpus:
             corpus(tmp, a.jobs)
 
