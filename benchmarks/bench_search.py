@@ -47,6 +47,7 @@ def search(args: list, space: dict, tmp: Path, tag: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     seconds = time.perf_counter() - t0
+    (tmp / f"{tag}-result.json").write_text(proc.stdout)
     if proc.returncode not in (0, 1):
         sys.exit(f"search failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
     return json.loads(proc.stdout), seconds
@@ -122,7 +123,7 @@ def corpus(tmp: Path, jobs: int) -> None:
 
     from tflopt.evaluation import compare_models
     from tflopt.io import load
-    from tflopt.search.measure import EvalSpec, eval_samples
+    from tflopt.search.measure import EvalSpec, eval_samples, runnable_pair
     from fetch_photos import photo_folders
     calib, evaluation = photo_folders()
     folder = corpus_models()
@@ -140,8 +141,9 @@ def corpus(tmp: Path, jobs: int) -> None:
         if m["chosen"]:
             data = Path(m["model"]).read_bytes()
             chosen = Path(m["chosen"]["output"]).read_bytes()
-            samples = eval_samples(data, EvalSpec(str(evaluation)))
-            cos = min(o["cosine"] for o in compare_models(data, chosen, samples, samples=None)["outputs"])
+            ref, cand, _ = runnable_pair(data, chosen)   # custom ops cut, as the search measured
+            samples = eval_samples(ref, EvalSpec(str(evaluation)))
+            cos = min(o["cosine"] for o in compare_models(ref, cand, samples, samples=None)["outputs"])
             misses += cos < 0.99
             recheck = f"{cos:.5f}"
             _ = load(chosen)
@@ -163,12 +165,15 @@ def main() -> None:
     ap.add_argument("--speedup-digits", action="store_true", help="on the digits search")
     ap.add_argument("--corpus", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--keep", default=None, help="folder for caches, outputs and the JSON (default: a temporary one)")
     ap.add_argument("--models", type=int, default=4, help="corpus models (smallest first) for --speedup")
     a = ap.parse_args()
     if not (a.digits or a.speedup or a.corpus or a.speedup_digits):
         a.digits = a.speedup = a.corpus = True
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
-        tmp = Path(tmp)
+        # --keep: caches, outputs and JSON stay there, so a rerun resumes from the cache.
+        tmp = Path(a.keep) if a.keep else Path(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
         if a.digits:
             digits(tmp, a.jobs)
         if a.speedup:
