@@ -149,7 +149,7 @@ def corpus(tmp: Path, jobs: int) -> None:
             _ = load(chosen)
         size = f"{row['gzip_bytes']:>10,}" if row["gzip_bytes"] is not None else f"{'none':>10}"
         print(f"{Path(m['model']).stem[:34]:34} {row['input']:>10,} {cell(row['float16'])} {cell(row['int8'])} "
-              f"{size} {recheck:>18}  {row['chosen'] or '-'}")
+              f"{size} {recheck:>18}  {'-' if row['chosen'] is None else row['chosen'] or '(input unchanged)'}")
     print("('!': misses the goal on the evaluation photos)")
     print(f"chosen models missing the goal when re-measured: {misses}")
     total_in = sum(row["input"] for row in r["summary"])
