@@ -210,5 +210,5 @@ def _echo_zoo(public: list[dict]) -> None:
     for row in rows:
         chosen = f"{row[obj]:>12,}" if row[obj] is not None else f"{'none':>12}"
         click.echo(f"  {Path(row['model']).stem[:36]:36} {row['input']:>12,} {cell(row['float16'])} "
-                   f"{cell(row['int8'])} {chosen}  {"-" if row["chosen"] is None else row["chosen"] or "(input unchanged)"}")
+                   f"{cell(row['int8'])} {chosen}  {'-' if row['chosen'] is None else row['chosen'] or '(input unchanged)'}")
     click.echo("  ('!' after a figure: that model misses a goal)")
