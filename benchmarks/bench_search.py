@@ -166,7 +166,7 @@ def main() -> None:
     ap.add_argument("--corpus", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", default=None, help="folder for caches, outputs and the JSON (default: a temporary one)")
-    ap.add_argument("--models", type=int, default=4, help="corpus models (smallest first) for --speedup")
+    ap.add_argument("--models", type=int, default=6, help="corpus models (smallest first) for --speedup")
     a = ap.parse_args()
     if not (a.digits or a.speedup or a.corpus or a.speedup_digits):
         a.digits = a.speedup = a.corpus = True
