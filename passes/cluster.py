@@ -21,7 +21,7 @@ import numpy as np
 
 from tflopt.distinct import max_distinct_per_row
 from tflopt.kmeans import kmeans_rows
-from tflopt.pipeline import Pass, PassResult, register
+from tflopt.pipeline import Pass, PassResult, register, searchable
 from tflopt.quantization import quantize_affine
 
 from .prune import DEFAULT_OPS, model_sizes, size_stats, weight_slots
@@ -29,7 +29,7 @@ from .prune import DEFAULT_OPS, model_sizes, size_stats, weight_slots
 
 @dataclass
 class ClusterOptions:
-    clusters: int = 16
+    clusters: int = searchable(16, [16, 8, 4], monotone=True)
     # k centroids per output channel (axis 0 of conv/FC, 3 of depthwise) instead of per tensor.
     per_channel: bool = False
     init: Literal["kmeans++", "linear", "density", "random"] = "kmeans++"
@@ -43,7 +43,7 @@ class ClusterOptions:
     sizes: bool = True
     # obs: snap to the centroids with calibrated error compensation, then refit them
     # (tflopt.recovery); needs calibration data. Same at-most-k and zeros-stay-zero promises.
-    method: Literal["kmeans", "obs"] = "kmeans"
+    method: Literal["kmeans", "obs"] = searchable("kmeans", ["kmeans", "obs"])
 
     def validate(self) -> None:
         if self.clusters < 2:

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from tflopt.distinct import distinct_count, max_distinct_along
-from tflopt.pipeline import Pass, PassResult, register
+from tflopt.pipeline import Pass, PassResult, register, searchable
 from tflopt.size import CompressedSizes, summary_line
 from tflopt.size import model_sizes as streamed_model_sizes
 from tflopt.sparse import encode_like, stored_nbytes, to_dense
@@ -181,7 +181,7 @@ def _parse_pair(text: str, sep: str, what: str) -> tuple[int, int]:
 
 @dataclass
 class PruneOptions:
-    sparsity: float = 0.5
+    sparsity: float = searchable(0.5, [0.5, 0.75, 0.9], monotone=True)
     pattern: Literal["unstructured", "block", "nm"] = "unstructured"
     # Block shape over the 2-D view [rows, in] of the TFLite layout (in = the last axis):
     # 1x4 is four consecutive input channels, as the float sparse FC kernel reads them.
@@ -200,7 +200,7 @@ class PruneOptions:
     sizes: bool = True
     # obs: calibrated (SparseGPT / OBC) mask and compensation of the kept weights, from the
     # calibration data (tflopt.recovery); the same pattern and per-layer counts as magnitude.
-    method: Literal["magnitude", "obs"] = "magnitude"
+    method: Literal["magnitude", "obs"] = searchable("magnitude", ["magnitude", "obs"])
 
     def validate(self) -> None:
         if not 0.0 <= self.sparsity < 1.0:

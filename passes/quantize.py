@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tflopt.pipeline import Pass, PassResult, register
+from tflopt.pipeline import Pass, PassResult, register, searchable
 
 IOType = Literal["float32", "int8", "uint8", "int16"]
 
 
 @dataclass
 class QuantizeOptions:
-    mode: Literal["float16", "dynamic", "int8", "int16x8"] = "int8"
+    mode: Literal["float16", "dynamic", "int8", "int16x8"] = searchable("int8", ["float16", "dynamic", "int8", "int16x8"])
     # Per output channel where the kernel accepts it (conv, depthwise, fully connected).
     per_channel: bool = True
     # Weights with fewer elements stay as they are; None means the mode's default
@@ -35,7 +35,7 @@ class QuantizeOptions:
     percentile: float = 99.99
     samples: int = 0  # 0: every calibration sample
     # Weight rounding: round-to-nearest, or error-compensating (GPTQ, needs calibration).
-    weights: Literal["rtn", "gptq"] = "rtn"
+    weights: Literal["rtn", "gptq"] = searchable("rtn", ["rtn", "gptq"])
 
     def validate(self) -> None:
         if not 0 < self.percentile <= 100:

@@ -25,6 +25,7 @@ _COMMANDS = {
     "bench": "tflopt.evaluation.cli:bench_cmd",
     "audit": "tflopt.audit.cli:audit_cmd",
     "plot": "tflopt.plot:plot_cmd",
+    "search": "tflopt.search.command:search_cmd",
 }
 
 

@@ -306,7 +306,8 @@ def passes_cmd(as_json: bool):
     for name in sorted(REGISTRY):
         cls = REGISTRY[name]
         hints = typing.get_type_hints(cls.Options)
-        opts = [{"name": f.name, "type": _type_name(hints[f.name]), "default": _default_of(f)}
+        opts = [{"name": f.name, "type": _type_name(hints[f.name]), "default": _default_of(f),
+                 "search": list(f.metadata.get("search", []))}   # values `tflopt search` explores
                 for f in dataclasses.fields(cls.Options)]
         out.append({"name": name, "summary": cls.summary, "options": opts})
     if as_json:
@@ -315,6 +316,7 @@ def passes_cmd(as_json: bool):
     for p in out:
         click.echo(f"{p['name']}: {p['summary']}")
         for o in p["options"]:
-            click.echo(f"    {o['name']} ({o['type']}) = {o['default']!r}")
+            searched = f"  [search: {', '.join(map(str, o['search']))}]" if o["search"] else ""
+            click.echo(f"    {o['name']} ({o['type']}) = {o['default']!r}{searched}")
 
 

@@ -59,6 +59,11 @@ class Pass:
     def run(self, model: Model, ctx: PassContext) -> PassResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _differs(self, option: str) -> bool:
+        """Whether an option's value differs from its default."""
+        f = next(f for f in dataclasses.fields(self.options) if f.name == option)
+        return getattr(self.options, option) != _default_of(f)
+
     def spec(self) -> str:
         """The pipeline text that recreates this pass: the options given, and any other option
         that differs from its default."""
@@ -118,6 +123,19 @@ def check_op_names(pass_name: str, key: str, names) -> None:
 
 
 # -- options ---------------------------------------------------------------------------------
+def searchable(default, values, *, monotone: bool = False):
+    """An option field ``tflopt search`` explores: ``values`` are its default search space
+    (``tflopt passes`` lists them). ``monotone`` says the values run from mild to strong
+    compression, so once one breaks a quality goal the stronger ones are not tried."""
+    return field(default=default, metadata={"search": list(values), "monotone": monotone})
+
+
+def search_space_of(options_cls: type) -> dict[str, dict[str, Any]]:
+    """{option: {"values": [...], "monotone": bool}} for the fields declared ``searchable``."""
+    return {f.name: {"values": list(f.metadata["search"]), "monotone": bool(f.metadata.get("monotone"))}
+            for f in dataclasses.fields(options_cls) if "search" in f.metadata}
+
+
 def _default_of(f: dataclasses.Field):
     if f.default is not dataclasses.MISSING:
         return f.default
