@@ -5,3 +5,4 @@ from . import dequantize  # noqa: F401
 from . import prune, cluster, sparsify  # noqa: F401
 from . import audit  # noqa: F401
 from . import recover  # noqa: F401
+from . import equalize  # noqa: F401

@@ -24,6 +24,7 @@ _COMMANDS = {
     "compare": "tflopt.compare:compare_cmd",
     "audit": "tflopt.audit.cli:audit_cmd",
     "plot": "tflopt.plot:plot_cmd",
+    "sensitivity": "tflopt.sensitivity.cli:sensitivity_cmd",
 }
 
 
