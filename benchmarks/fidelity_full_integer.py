@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from fidelity_weights import corpus  # noqa: E402
 from tflopt import runtime  # noqa: E402
 from tflopt.calibration import from_iterable  # noqa: E402
-from tflopt.compare import compare_models  # noqa: E402
+from tflopt.evaluation import compare_models  # noqa: E402
 from tflopt.io import load  # noqa: E402
 from tflopt.pipeline import PassContext, run_pipeline  # noqa: E402
 

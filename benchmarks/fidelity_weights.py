@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tflopt.compare import compare_models  # noqa: E402
+from tflopt.evaluation import compare_models  # noqa: E402
 from tflopt.io import load  # noqa: E402
 from tflopt.pipeline import run_pipeline  # noqa: E402
 

@@ -7,7 +7,7 @@ fixtures/fetch_photos.py); mixed precision checks its target on those evaluation
 (``evaluation=``). Per model: min output cosine of plain int8, int16x8 and mixed (target
 cosine), the share of MACs mixed keeps integer, how many islands it keeps float, file bytes of
 int8 and mixed, min cosine of int8 after ``equalize``, seconds of mixed precision and of the
-sensitivity analysis (top 10). Fidelity is tflopt.compare.compare_models on the part the stock
+sensitivity analysis (top 10). Fidelity is tflopt.evaluation.compare_models on the part the stock
 interpreter runs (tflopt.runtime.runnable), as benchmarks/fidelity_full_integer.py.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from fetch_photos import photo_samples  # noqa: E402
 from fidelity_weights import corpus  # noqa: E402
 from tflopt import runtime  # noqa: E402
 from tflopt.calibration import from_iterable  # noqa: E402
-from tflopt.compare import compare_models  # noqa: E402
+from tflopt.evaluation import compare_models  # noqa: E402
 from tflopt.io import load  # noqa: E402
 from tflopt.pipeline import PassContext, get_pass, run_pipeline  # noqa: E402
 

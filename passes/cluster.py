@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from tflopt.distinct import max_distinct_per_row
 from tflopt.kmeans import kmeans_rows
 from tflopt.pipeline import Pass, PassResult, register
 from tflopt.quantization import quantize_affine
@@ -70,8 +71,7 @@ def _unrows(rows: np.ndarray, shape: tuple[int, ...], axis: int | None) -> np.nd
 
 
 def _max_distinct(rows: np.ndarray) -> int:
-    s = np.sort(rows, axis=1)
-    return int((1 + (np.diff(s, axis=1) != 0).sum(axis=1)).max()) if s.size else 0
+    return max_distinct_per_row(rows)
 
 
 def to_storage(slot, values: np.ndarray) -> np.ndarray:

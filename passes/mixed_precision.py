@@ -55,7 +55,7 @@ def _evaluation(ctx: PassContext, options, model: Model, warnings: list[str]):
 def _head_misses(trials, island, target_cosine, target_snr) -> str | None:
     """Why int8 cannot carry this head's output, or None: the float output rounded to the
     encoding the integer op would give it already misses the target."""
-    from tflopt.compare import metrics
+    from tflopt.evaluation import fidelity as metrics
     sg = trials.sg
     cache = trials.range_cache.get(0)
     names = [d["name"] for d in trials._details]

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from tflopt.distinct import distinct_count, max_distinct_along
 from tflopt.pipeline import Pass, PassResult, register
 from tflopt.size import gzip_size, summary_line, zstd_size
 from tflopt.sparse import encode_like, stored_nbytes, to_dense
@@ -111,8 +112,7 @@ class WeightSlot:
     def distinct_per_channel(self) -> int | None:
         if self.axis is None or self.stored.ndim < 2:
             return None
-        rows = np.sort(np.moveaxis(self.stored, self.axis, 0).reshape(self.shape[self.axis], -1), axis=1)
-        return int((1 + (np.diff(rows, axis=1) != 0).sum(axis=1)).max()) if rows.size else 0
+        return max_distinct_along(self.stored, self.axis)
 
     def figures(self, sizes: bool = True) -> dict:
         """Sparsity, distinct values, bits per weight and stored size (raw, gzip, zstd)."""
@@ -121,7 +121,7 @@ class WeightSlot:
         zeros = int(self.zero_mask().sum())
         out = {"name": self.name, "op": self.ref.op.name, "shape": list(self.shape), "dtype": self.tensor.type_name,
                "sparse_storage": self.tensor.sparsity is not None, "elements": n, "zeros": zeros,
-               "sparsity": round(zeros / n, 6), "distinct": int(np.unique(self.stored).size),
+               "sparsity": round(zeros / n, 6), "distinct": distinct_count(self.stored),
                "distinct_per_channel": self.distinct_per_channel(), "bytes": len(data),
                "bits_per_weight": round(len(data) * 8 / n, 4)}
         if sizes:

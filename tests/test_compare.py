@@ -8,7 +8,7 @@ import pytest
 
 from conftest import DATA, MODELS
 from tflopt.cli import main
-from tflopt.compare import compare_models, metrics
+from tflopt.evaluation import compare_models, metrics
 
 
 def test_metrics():
@@ -63,6 +63,6 @@ def test_cli(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"junk")
     assert main(["compare", a, b, "--data", str(bad)]) == 2
-    assert "cannot read samples" in capsys.readouterr().err
+    assert "not a readable" in capsys.readouterr().err
     assert main(["compare", a, b, "--data", str(DATA / "digits.npz")]) == 2
     assert main(["compare", a, str(MODELS / "convnet_fp32.tflite")]) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import DATA, MODELS
 from tflopt import runtime
-from tflopt.compare import compare_models
+from tflopt.evaluation import compare_models
 from tflopt.io import load
 from tflopt.pipeline import run_pipeline
 from tflopt.schema import TensorType

@@ -9,7 +9,7 @@ import tflopt
 from tflopt import runtime
 from tflopt.build import sigmoid_head_mlp
 from tflopt.calibration import from_iterable
-from tflopt.compare import compare_models
+from tflopt.evaluation import compare_models
 from tflopt.errors import PipelineError
 from tflopt.pipeline import PassContext, get_pass, run_pipeline
 from tflopt.schema import TensorType

@@ -11,7 +11,7 @@ import tflopt
 from tflopt import runtime
 from tflopt.calibration import from_iterable, load_calibration
 from tflopt.cli import main
-from tflopt.compare import compare_models
+from tflopt.evaluation import compare_models
 from tflopt.errors import PipelineError, TfloptError
 from tflopt.pipeline import PassContext, run_pipeline
 from tflopt.schema import BuiltinOptions, TensorType, fb

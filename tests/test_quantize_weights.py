@@ -9,7 +9,7 @@ import pytest
 
 from conftest import DATA, MODELS
 from tflopt import runtime
-from tflopt.compare import compare_models
+from tflopt.evaluation import compare_models
 from tflopt.errors import TfloptError
 from tflopt.io import load
 from tflopt.pipeline import run_pipeline
@@ -270,7 +270,7 @@ def test_mediapipe_modes_run(mediapipe_model, mode):
 
 
 def compare_cos(a, b) -> float:
-    from tflopt.compare import metrics
+    from tflopt.evaluation import metrics
     return metrics(a, b)["cosine"]
 
 

@@ -155,21 +155,25 @@ def _from_arrays(source: str, specs: list[InputSpec], arrays: list[np.ndarray]) 
     return CalibrationData(gen, n, source)
 
 
-def _load_npz(path: Path, model, subgraph: int = 0) -> CalibrationData:
-    """Arrays keyed by input tensor name (any subgraph), or, for subgraph 0 only, in order."""
+def _load_npz(path: Path, model, subgraph: int = 0, keys: list[str] | None = None) -> CalibrationData:
+    """Arrays picked as every command picks them (``tflopt.evaluation.data.pick_keys``:
+    by input name, ``FILE.npz:KEY``, x_test / x_eval / x_calib / x, or in order); other
+    subgraphs (signatures) by input tensor name."""
+    from .evaluation.data import pick_keys
     try:
         with np.load(path, allow_pickle=False) as z:
-            keys = list(z.files)
+            files = list(z.files)
     except Exception as e:  # zipfile / format errors come in many types
-        raise TfloptError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from None
+        raise TfloptError(f"{path}: not a readable .npz ({type(e).__name__})") from None
     specs = input_specs(model, subgraph)
     names = [s.name for s in specs]
-    if all(n in keys for n in names):
+    if subgraph == 0:
+        chosen = pick_keys(path, files, names, keys)
+    elif all(n in files for n in names):
         chosen = names
-    elif subgraph == 0 and len(keys) == len(specs):
-        chosen = keys  # not keyed by input name: take them in the order they were saved
     else:
-        raise TfloptError(f"{path}: has arrays {sorted(keys)}, the inputs of subgraph {subgraph} are {names}")
+        raise TfloptError(f"{path}: has arrays {', '.join(files)}, the inputs of subgraph {subgraph} are "
+                          f"{', '.join(names)}")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = [z[k] for k in chosen]
@@ -387,9 +391,14 @@ def random_calibration(model, count: int = 16, seed: int = 0, subgraph: int = 0)
 
 
 def load_calibration(path, model, *, normalize: str = "unit") -> CalibrationData:
-    """Calibration samples for ``model`` from PATH: .npz, .npy, an image folder,
+    """Calibration samples for ``model`` from PATH: .npz (``FILE.npz:KEY`` names the array),
+    .npy, an image folder,
     ``module:function`` / ``file.py:function``, or ``random[:N]``."""
     text = str(path)
+    from .evaluation.data import split_spec
+    p, keys = split_spec(text)
+    if keys and p.suffix == ".npz" and p.is_file():
+        return _load_npz(p, model, keys=keys)
     if text == "random" or text.startswith("random:"):
         try:
             n = int(text.partition(":")[2] or 16)

@@ -21,7 +21,8 @@ _COMMANDS = {
     "size": "tflopt.commands:size_cmd",
     "optimize": "tflopt.commands:optimize_cmd",
     "passes": "tflopt.commands:passes_cmd",
-    "compare": "tflopt.compare:compare_cmd",
+    "compare": "tflopt.evaluation.cli:compare_cmd",
+    "bench": "tflopt.evaluation.cli:bench_cmd",
     "audit": "tflopt.audit.cli:audit_cmd",
     "plot": "tflopt.plot:plot_cmd",
     "sensitivity": "tflopt.sensitivity.cli:sensitivity_cmd",
@@ -51,7 +52,9 @@ def fail(message: str) -> "typing.NoReturn":  # noqa: F821
 
 
 def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    """Strict JSON: non-finite numbers are the strings "nan" / "inf" / "-inf", never bare NaN."""
+    from .evaluation.metrics import json_safe
+    click.echo(json.dumps(json_safe(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False))
 
 
 def _json_default(o):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .cli import emit_json, fail
+from .evaluation.cli import gate_options
 from .io import load
 from .model import Model
 
@@ -153,7 +154,7 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
               help="Where to write the optimised model (written atomically).")
 @click.option("-p", "--pipeline", default="", help="Passes to run, e.g. 'prune(sparsity=0.5),quantize(mode=int8)'.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
-              help="Calibration samples: .npz, .npy, an image folder, or module:function.")
+              help="Calibration samples: FILE.npz[:KEY], .npy, an image folder, or module:function.")
 @click.option("--calibration-normalize", type=click.Choice(["unit", "signed", "raw", "imagenet"]), default="unit",
               show_default=True, help="Image folder pixels: unit [0,1], signed [-1,1], raw 0..255, imagenet mean/std.")
 @click.option("--force", is_flag=True, help="Allow OUTPUT to be the same file as MODEL.")
@@ -161,11 +162,22 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, to
               help="Where buffer bytes go: inside the flatbuffer, or after it (needed above 2 GB).")
 @click.option("--sizes", is_flag=True, help="Also report gzip -9 and zstd sizes before and after.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+@gate_options
 def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibration_normalize: str, force: bool,
-                 layout: str, sizes: bool, as_json: bool):
-    """Run a pipeline of passes over MODEL and write the result to OUTPUT."""
+                 layout: str, sizes: bool, as_json: bool, eval_data, labels, min_cosine, min_snr, max_accuracy_drop,
+                 max_latency_ratio, allow_same_data, report):
+    """Run a pipeline of passes over MODEL and write the result to OUTPUT.
+
+    With --data EVAL and gates (--min-cosine, --min-snr, --max-accuracy-drop,
+    --max-latency-ratio) the result is measured against MODEL first; a failing gate exits 1,
+    says which gate and by how much, and writes nothing."""
+    from .evaluation.cli import check_gate_options, echo_passes, evaluate_output
     from .pipeline import PassContext, PassManager, parse_pipeline
     passes = parse_pipeline(pipeline)  # before any I/O, so a typo fails fast
+    thresholds = {"min_cosine": min_cosine, "min_snr": min_snr, "max_accuracy_drop": max_accuracy_drop,
+                  "max_latency_ratio": max_latency_ratio}
+    check_gate_options(eval_data=eval_data, labels=labels, calibration=calibration, allow_same_data=allow_same_data,
+                       report=report, thresholds=thresholds)
     if output.exists() and model.exists() and output.resolve() == model.resolve() and not force:
         fail(f"{output}: output is the input file; pass --force to overwrite it")
     if output.exists() and output.is_dir():
@@ -173,33 +185,59 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
     if not output.parent.exists() and str(output.parent):
         fail(f"{output}: folder {output.parent} does not exist")
     m = load(model)
+    # Everything "before" is measured now: with --force, OUT may be MODEL and be replaced below.
+    before_bytes = model.read_bytes()
+    before = m.clone() if report is not None else None
     ctx = PassContext()
     if calibration is not None:
         from .calibration import load_calibration
         ctx.calibration = load_calibration(calibration, m, normalize=calibration_normalize)
-    report = PassManager(passes).run(m, ctx)
+    run = PassManager(passes).run(m, ctx)
+    gated = any(v is not None for v in thresholds.values())
+    measured = None
+    if gated or report is not None or eval_data is not None:
+        measured = evaluate_output(before_bytes, m.to_bytes(), eval_data=eval_data, labels=labels,
+                                   thresholds=thresholds, report=report is not None)
+        failed = [g for g in measured["gates"] if not g.passed]
+        if failed:
+            for g in measured["gates"]:
+                click.echo(f"tflopt: {g.message()}", err=True)
+            click.echo(f"tflopt: {len(failed)} gate(s) failed; {output} not written", err=True)
+            raise click.exceptions.Exit(1)
     m.save(output, layout=layout)
     out = {"input": str(model), "output": str(output), "pipeline": ",".join(p.spec() for p in passes),
-           **report.as_dict()}
-    out["size"] = {"before": {"raw_bytes": model.stat().st_size}, "after": {"raw_bytes": output.stat().st_size}}
-    if sizes:
+           **run.as_dict()}
+    out["size"] = {"before": {"raw_bytes": len(before_bytes)}, "after": {"raw_bytes": output.stat().st_size}}
+    if sizes or report is not None:
         from .size import gzip_size, zstd_size
-        for key, path in (("before", model), ("after", output)):
-            data = path.read_bytes()
+        for key, data in (("before", before_bytes), ("after", output.read_bytes())):
             out["size"][key].update(gzip_bytes=gzip_size(data), zstd_bytes=zstd_size(data))
+    if measured is not None:
+        out["gates"] = [g.as_dict() for g in measured["gates"]]
+        if measured["comparison"] is not None:
+            out["comparison"] = measured["comparison"]
+    if report is not None:
+        from .reports import optimize_report, write_report
+        write_report(report, optimize_report(out, before=before, after=m, comparison=measured["comparison"],
+                                             layers=measured["layers"], bench=measured["bench"],
+                                             gates=measured["gates"]))
     if as_json:
         emit_json(out)
         return
-    from .size import summary_line
-    for rec in report.passes:
-        click.echo(f"{rec.spec:40} {'changed' if rec.changed else 'no change':9} {rec.seconds * 1000:8.1f} ms  "
-                   f"{summary_line(rec.bytes_before, rec.bytes_after)}")
-        for w in rec.warnings:
-            click.echo(f"  warning: {w}")
-        _echo_recovery(rec.stats.get("recovery"))
+    from .reports.build import size_change
+    echo_passes(run, details=lambda rec: _echo_recovery(rec.stats.get("recovery")), input_bytes=len(before_bytes))
     for key in ("raw_bytes", "gzip_bytes", "zstd_bytes"):
         if key in out["size"]["after"]:
-            click.echo(f"{key[:-6]:>5}: {summary_line(out['size']['before'][key], out['size']['after'][key])}")
+            click.echo(f"{key[:-6]:>5}: {size_change(out['size']['before'][key], out['size']['after'][key])}")
+    if measured is not None:
+        from .evaluation.cli import compare_lines
+        if measured["comparison"] is not None and eval_data is not None:
+            for line in compare_lines(measured["comparison"]):
+                click.echo(line)
+        for g in measured["gates"]:
+            click.echo(g.message())
+    if report is not None:
+        click.echo(f"wrote {report}")
     click.echo(f"wrote {output}")
 
 

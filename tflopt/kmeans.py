@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .distinct import sortable
+
 INITS = ("kmeans++", "linear", "density", "random")
 _BAND = 3.0          # row r occupies [3r, 3r+1]; queries are clipped to [3r-0.5, 3r+1.5]
 _PLUSPLUS_SAMPLE = 8192      # points per row for k-means++ seeding ...
@@ -152,7 +154,7 @@ def kmeans_rows(values: np.ndarray, k: int, *, init: str = "kmeans++", seed: int
     centroid at exactly 0 and initialises the other k-1 from the rest, as tfmot's
     sparsity-preserving clustering does, so zeros are assigned 0 exactly.
     """
-    values = np.asarray(values)
+    values = sortable(values)
     if values.ndim != 2:
         raise ValueError("kmeans_rows wants a 2-D array (rows x values)")
     if k < (3 if pin_zero else 2):

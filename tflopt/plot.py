@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from .commands import MODEL_ARG
+from .distinct import distinct_count, max_distinct_per_row
 from .errors import TfloptError
 from .model import Model
 from .pipeline import PassContext, run_pipeline
@@ -90,11 +91,11 @@ def _distinct(ref) -> str:
     """Distinct values, and the per-channel maximum where channels have their own scales
     (per-tensor clustering then per-channel int8 gives <= k per channel, more per tensor)."""
     v = float_values(ref.tensor)
-    text = f"{np.unique(v).size} values"
+    text = f"{distinct_count(v)} values"
     q = ref.tensor.quantization
     if q is not None and q.scale.size > 1:
         rows = np.moveaxis(v, q.axis, 0).reshape(v.shape[q.axis], -1)
-        text += f" (<= {max(np.unique(r).size for r in rows)}/channel)"
+        text += f" (<= {max_distinct_per_row(rows)}/channel)"
     return text
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import zstandard
 
+from .distinct import distinct_count
 from .model import Model
 
 ZSTD_LEVEL = 19
@@ -43,7 +44,7 @@ def tensor_table(model: Model) -> list[TensorSize]:
                 continue
             data = t.data
             values = np.asarray(data).reshape(-1)
-            unique = int(np.unique(values).size) if values.size else 0
+            unique = distinct_count(values)
             zeros = float(np.count_nonzero(values == 0) / values.size) if values.size else 0.0
             if t.sparsity is not None:
                 # Stored values only: elements not stored are zeros too.

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from tflopt import runtime
-from tflopt.compare import metrics
+from tflopt.evaluation import fidelity as metrics
 from tflopt.io import load
 from tflopt.model import Model
 from tflopt.pipeline import PassContext, get_pass
@@ -108,7 +108,7 @@ class Trials:
         return Score(scored)
 
     def _run(self, model: Model) -> list[list[np.ndarray]]:
-        from tflopt.compare import _from_float, _to_float
+        from tflopt.evaluation.compare import _from_float, _to_float
         interp = runtime.interpreter(model, xnnpack=False)
         ins, outs = interp.get_input_details(), interp.get_output_details()
         self._details = outs
