@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.99)
     ap.add_argument("--no-equalize", action="store_true")
     ap.add_argument("--no-sensitivity", action="store_true")
+    ap.add_argument("--equalize-only", action="store_true", help="only the int8 / int8-after-equalize columns")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'model':34s} {'MB':>5s} {'int8':>7s} {'16x8':>7s} {'mixed':>7s} {'int MACs':>8s} {'float isl':>9s} "
@@ -65,6 +66,11 @@ def main() -> None:
         calib = photo_samples(orig, path, split="calibration")
         tests = photo_samples(orig, path, split="evaluation")
         int8, _ = _quantize(path, "quantize(mode=int8)", calib)
+        if args.equalize_only:
+            eq_bytes, st = _quantize(path, "dequantize,equalize,quantize(mode=int8)", calib)
+            print(f"{path.stem[:34]:34s} int8 {_min_cos(orig, int8, tests):7.4f}  equalize+int8 "
+                  f"{_min_cos(orig, eq_bytes, tests):7.4f}", flush=True)
+            continue
         i16, _ = _quantize(path, "quantize(mode=int16x8)", calib)
         with tempfile.TemporaryDirectory() as d:
             ev = Path(d) / "evaluation.npz"
@@ -76,7 +82,8 @@ def main() -> None:
         mp = stats["mixed_precision"]
         eq = float("nan")
         if not args.no_equalize:
-            eq_bytes, _ = _quantize(path, "equalize,quantize(mode=int8)", calib)
+            # equalize takes float32 weights: the corpus stores float16 ones behind DEQUANTIZE.
+            eq_bytes, _ = _quantize(path, "dequantize,equalize,quantize(mode=int8)", calib)
             eq = _min_cos(orig, eq_bytes, tests)
         sens_s = float("nan")
         if not args.no_sensitivity:
