@@ -6,7 +6,8 @@ Calibration on the calibration photos, every figure on the evaluation photos (ot
 fixtures/fetch_photos.py); mixed precision checks its target on those evaluation photos
 (``evaluation=``). Per model: min output cosine of plain int8, int16x8 and mixed (target
 cosine), the share of MACs mixed keeps integer, how many islands it keeps float, file bytes of
-int8 and mixed, min cosine of int8 after ``equalize``, seconds of mixed precision and of the
+int8 and mixed, min cosine of int8 after ``equalize``; mixed runs after
+``dequantize,equalize`` unless --no-equalize (float islands then keep float32 weights), seconds of mixed precision and of the
 sensitivity analysis (top 10). Fidelity is tflopt.evaluation.compare_models on the part the stock
 interpreter runs (tflopt.runtime.runnable), as benchmarks/fidelity_full_integer.py.
 """
@@ -51,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
     ap.add_argument("--target", type=float, default=0.99)
-    ap.add_argument("--no-equalize", action="store_true")
+    ap.add_argument("--no-equalize", action="store_true", help="mixed precision on the model as it is")
     ap.add_argument("--no-sensitivity", action="store_true")
     ap.add_argument("--equalize-only", action="store_true", help="only the int8 / int8-after-equalize columns")
     args = ap.parse_args()
@@ -77,7 +78,11 @@ def main() -> None:
             np.savez(ev, **{orig.main.tensors[t].name: np.stack([s[k] for s in tests])
                             for k, t in enumerate(orig.main.inputs)})
             t0 = time.perf_counter()
-            mixed, stats = _quantize(path, f"quantize(mode=int8,target_cosine={args.target},evaluation={ev})", calib)
+            # Mixed precision after equalization: equalize is data-free and float-exact, and the
+            # fewer islands int8 breaks, the fewer go back to float.
+            before = "" if args.no_equalize else "dequantize,equalize,"
+            mixed, stats = _quantize(path, f"{before}quantize(mode=int8,target_cosine={args.target},evaluation={ev})",
+                                     calib)
             mix_s = time.perf_counter() - t0
         mp = stats["mixed_precision"]
         eq = float("nan")

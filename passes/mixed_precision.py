@@ -183,5 +183,6 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
     if chosen:
         warnings.append(f"mixed precision: {len(chosen)} island(s) kept float, {share:.1%} of MACs integer, "
                         f"min cosine {before.min_cosine:.4f} -> {after.min_cosine:.4f}")
+        warnings.extend(f"kept float: {'+'.join(dict.fromkeys(islands[n].kinds))} {n[:80]}: {r}" for n, r in chosen.items())
     result.warnings[:0] = warnings
     return result
