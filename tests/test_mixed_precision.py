@@ -84,7 +84,8 @@ def test_options_declared_and_checked():
 
 @pytest.mark.real
 def test_corpus_model_reaches_target(tmp_path):
-    """face_detection_short_range: plain int8 min cosine ~0.98 on the evaluation photos."""
+    """face_detection_short_range: plain int8 min cosine 0.979 on the evaluation photos;
+    after equalize, mixed precision reaches 0.99 keeping nearly every MAC int8."""
     from conftest import corpus
     photos = load_module(DATA.parent / "fetch_photos.py")
     path = next(p for p in corpus() if p.name == "face_detection_short_range.tflite")
@@ -92,7 +93,8 @@ def test_corpus_model_reaches_target(tmp_path):
     cal = photos.photo_samples(orig, path, split="calibration")
     ev = photos.photo_samples(orig, path, split="evaluation")
     m = tflopt.load(path)
-    rep = run_pipeline(m, f"quantize(mode=int8,target_cosine=0.99,evaluation={_eval_file(tmp_path, orig, ev)})",
+    rep = run_pipeline(m, "dequantize,equalize,"
+                       f"quantize(mode=int8,target_cosine=0.99,evaluation={_eval_file(tmp_path, orig, ev)})",
                        PassContext(calibration=from_iterable(cal, orig)))
     mp = rep.passes[-1].stats["mixed_precision"]
     assert _min_cos(orig, m.to_bytes(), ev) >= 0.99
