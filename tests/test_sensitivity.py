@@ -67,3 +67,11 @@ def test_cli_json_and_bad_input(tmp_path, fragile, capsys):
     assert main(["sensitivity", str(tmp_path / "bad.tflite"), "--calibration", str(tmp_path / "cal.npz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.tflite" in err
+
+
+def test_forked_workers_give_the_same_answers(fragile):
+    runs = [analyze(fragile, from_iterable(_samples(16, 1), fragile), _samples(8, 2), QuantizeOptions(),
+                    workers=w) for w in (1, 2)]
+    assert runs[1]["workers"] == 2
+    assert [r["ranked"] for r in runs][0] == runs[1]["ranked"]
+    assert runs[0]["builds"] == runs[1]["builds"]

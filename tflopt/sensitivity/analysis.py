@@ -11,6 +11,8 @@ fidelity is measured on the part that runs.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import time
 
 import numpy as np
@@ -23,6 +25,14 @@ from tflopt.pipeline import PassContext, get_pass
 from tflopt.quantization import dequantize, quantize_symmetric
 
 from .islands import Island, islands
+
+MAX_WORKERS = 2
+_FORKED = None  # the Trials a forked worker answers for (set only around a Pool's life)
+
+
+def _variant_outputs(job) -> list[dict]:
+    return _FORKED.variant(job).outputs
+
 
 # Below this share of an island's own-quantization loss, rounding its weights is not the cause.
 WEIGHT_BLAME_SHARE = 0.5
@@ -55,7 +65,8 @@ class Score:
 class Trials:
     """One model prepared for many quantized variants (see the module docstring)."""
 
-    def __init__(self, model: Model, calibration, evaluation, options, *, ctx: PassContext | None = None):
+    def __init__(self, model: Model, calibration, evaluation, options, *, ctx: PassContext | None = None,
+                 workers: int | None = None):
         from tflopt.passes.quantize_static import _decode_sparse, _needs_dequantize
         m = model.clone()
         if _needs_dequantize(m):
@@ -78,6 +89,8 @@ class Trials:
         self.reference = self._run(reference)
         self.islands = islands(self.sg, self.bits)
         self.builds = 0
+        # Trial variants are independent: spread them over the cores (2 on the project's machines).
+        self.workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS)) if workers is None else workers
         self.seconds = 0.0
 
     # -- building and scoring ---------------------------------------------------------------
@@ -120,10 +133,37 @@ class Trials:
             result.append([_to_float(x, d) for x, d in zip(r, outs)])
         return result
 
+    def variant(self, job: tuple) -> Score:
+        """Score of one question: ("only", keys) only those ops integer, ("float", keys) all
+        but those, ("weights", island position) only that island's weights rounded."""
+        kind, arg = job
+        if kind == "weights":
+            return self.score(self.weights_rounded(self.islands[arg]))
+        if kind == "only":
+            return self.score(self.build(only_keys=arg)[0])
+        return self.score(self.build(float_keys=arg)[0])
+
+    def map(self, jobs: list[tuple]) -> list[Score]:
+        """``variant`` of every job, on ``workers`` forked processes when there are several
+        jobs and cores: each variant is independent, so the answers are the same either way."""
+        workers = min(self.workers, len(jobs))
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return [self.variant(j) for j in jobs]
+        global _FORKED
+        _FORKED = self
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                outputs = pool.map(_variant_outputs, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+        finally:
+            _FORKED = None
+        self.builds += sum(1 for kind, _ in jobs if kind != "weights")
+        return [Score(o) for o in outputs]
+
     def only_quantized(self) -> dict[str, Score]:
         """Per island name, the score of the model with only that island integer (cached)."""
         if not hasattr(self, "_only_q"):
-            self._only_q = {i.name: self.score(self.build(only_keys=frozenset(i.keys))[0]) for i in self.islands}
+            scores = self.map([("only", frozenset(i.keys)) for i in self.islands])
+            self._only_q = {i.name: s for i, s in zip(self.islands, scores)}
         return self._only_q
 
     def weights_rounded(self, island: Island) -> Model:
@@ -146,14 +186,15 @@ class Trials:
         return m
 
 
-def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, progress=None) -> dict:
+def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, progress=None,
+            workers: int | None = None) -> dict:
     """Rank the islands of ``model`` by how much int8 costs them.
 
     Per island: the fidelity (min output cosine / SNR) when only it is integer, when only it
     stays float in an otherwise integer model, and whether its weights or its activations
     carry the loss. Ranked by the loss of quantizing it alone."""
     t0 = time.perf_counter()
-    trials = Trials(model, calibration, evaluation, options)
+    trials = Trials(model, calibration, evaluation, options, workers=workers)
     full = trials.score(trials.build()[0])
     total_macs = sum(i.macs for i in trials.islands) or 1
     if progress:
@@ -164,36 +205,38 @@ def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, pro
     # The two further questions (left float alone, weights alone) cost one build each, so
     # they are asked of the islands that matter: the top ``top`` (all when top is 0).
     asked = {i.name for i in (ordered[:top] if top else ordered)}
+    jobs, where = [], {}
+    for pos, island in enumerate(trials.islands):
+        if island.name in asked:
+            where[island.name] = len(jobs)
+            jobs.append(("float", frozenset(island.keys)))
+            if island.weighted and only[island.name].loss() > 0:
+                jobs.append(("weights", pos))
+    answers = trials.map(jobs)
     rows = []
     for island in ordered:
         only_q = only[island.name]
         loss_q = only_q.loss()
-        if island.name not in asked:
-            rows.append({"island": island.name, "ops": island.kinds, "op_indices": island.ops,
-                         "tensors": island.keys, "macs": island.macs, "macs_share": island.macs / total_macs,
-                         "head": island.head,
-                         "only_quantized": {"min_cosine": only_q.min_cosine, "min_snr_db": only_q.min_snr}})
-            continue
-        only_f = trials.score(trials.build(float_keys=frozenset(island.keys))[0])
-        if island.weighted and loss_q > 0:
-            w_loss = trials.score(trials.weights_rounded(island)).loss()
-            blame = "weights" if w_loss >= WEIGHT_BLAME_SHARE * loss_q else "activations"
-        else:
-            w_loss = 0.0
-            blame = "activations"
-        rows.append({
-            "island": island.name, "ops": island.kinds, "op_indices": island.ops, "tensors": island.keys,
-            "macs": island.macs, "macs_share": island.macs / total_macs, "head": island.head,
-            "only_quantized": {"min_cosine": only_q.min_cosine, "min_snr_db": only_q.min_snr},
-            "only_float": {"min_cosine": only_f.min_cosine, "min_snr_db": only_f.min_snr},
-            "weights_only_loss": w_loss, "blame": blame,
-            "gain_if_float": full.loss() - only_f.loss(),
-        })
+        row = {"island": island.name, "ops": island.kinds, "op_indices": island.ops, "tensors": island.keys,
+               "macs": island.macs, "macs_share": island.macs / total_macs, "head": island.head,
+               "only_quantized": {"min_cosine": only_q.min_cosine, "min_snr_db": only_q.min_snr}}
+        if island.name in asked:
+            k = where[island.name]
+            only_f = answers[k]
+            if island.weighted and loss_q > 0:
+                w_loss = answers[k + 1].loss()
+                blame = "weights" if w_loss >= WEIGHT_BLAME_SHARE * loss_q else "activations"
+            else:
+                w_loss, blame = 0.0, "activations"
+            row.update({"only_float": {"min_cosine": only_f.min_cosine, "min_snr_db": only_f.min_snr},
+                        "weights_only_loss": w_loss, "blame": blame,
+                        "gain_if_float": full.loss() - only_f.loss()})
+        rows.append(row)
     for rank, r in enumerate(rows, 1):
         r["rank"] = rank
     return {
         "mode": options.mode, "islands": len(rows), "evaluation_samples": len(trials.samples),
         "full_quantized": {"min_cosine": full.min_cosine, "min_snr_db": full.min_snr, "outputs": full.outputs},
-        "cut_ops": sorted(set(trials.cut)), "builds": trials.builds,
+        "cut_ops": sorted(set(trials.cut)), "builds": trials.builds, "workers": trials.workers,
         "seconds": time.perf_counter() - t0, "ranked": rows,
     }
