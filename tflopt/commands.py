@@ -220,7 +220,7 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
         from .reports import optimize_report, write_report
         write_report(report, optimize_report(out, before=before, after=m, comparison=measured["comparison"],
                                              layers=measured["layers"], bench=measured["bench"],
-                                             gates=measured["gates"]))
+                                             gates=measured["gates"], notes=measured["notes"]))
     if as_json:
         emit_json(out)
         return

@@ -88,7 +88,31 @@ def get_pass(name: str) -> type[Pass]:
         return REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY)) or "none"
-        raise PipelineError(f"unknown pass {name!r} (known passes: {known})") from None
+        raise PipelineError(f"unknown pass {name!r}{did_you_mean(name, REGISTRY)} (known passes: {known})") from None
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'X'?)' for the closest choice, or ''."""
+    import difflib
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(str(word).upper().replace("-", "_"), [str(c) for c in choices], n=1,
+                                          cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""
+
+
+# Options that name operator types: checked against the schema's BuiltinOperator names, so a
+# typo (ops=CONV2D) is an error, not a selection that matches nothing.
+OP_LIST_OPTIONS = ("ops", "skip_ops")
+
+
+def check_op_names(pass_name: str, key: str, names) -> None:
+    from .schema import OP_NAMES
+    known = set(OP_NAMES.values())
+    for n in names or ():
+        if n not in known and not str(n).startswith("CUSTOM"):
+            raise PipelineError(f"{pass_name}: option {key!r}: no operator {n!r} in the TFLite schema"
+                                f"{did_you_mean(n, sorted(known))}")
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -167,8 +191,10 @@ def build_options(pass_name: str, options_cls: type, given: dict[str, Any]):
     for key, raw in given.items():
         if key not in fields:
             known = ", ".join(fields) or "none"
-            raise PipelineError(f"{pass_name}: unknown option {key!r} (options: {known})")
+            raise PipelineError(f"{pass_name}: unknown option {key!r}{did_you_mean(key, fields)} (options: {known})")
         values[key] = _convert(pass_name, key, raw, hints[key])
+        if key in OP_LIST_OPTIONS:
+            check_op_names(pass_name, key, values[key])
     try:
         opts = options_cls(**values)
     except TypeError as e:

@@ -82,9 +82,31 @@ def density_plot(staged: list[tuple[str, Model]], path, *, name_regex: str | Non
     fig.tight_layout()
     path = Path(path)
     from .io import atomic_write
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    atomic_write(path, lambda f: fig.savefig(f, format=image_format(path), dpi=100))
     plt.close(fig)
     return path
+
+
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
+def image_format(path) -> str:
+    """The file format a suffix asks for: a .pdf gets PDF bytes, not PNG under that name."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise TfloptError(f"{path}: write the plot as {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def check_output(output: Path, model: Path) -> None:
+    """Before any work: OUT must not be the model, must be an image name, in a folder that exists."""
+    if output.exists() and model.exists() and output.resolve() == model.resolve():
+        raise TfloptError(f"{output}: is the input model; the plot would overwrite it")
+    image_format(output)
+    if str(output.parent) and not output.parent.is_dir():
+        raise TfloptError(f"{output}: folder {output.parent} does not exist")
+    if output.is_dir():
+        raise TfloptError(f"{output}: is a directory")
 
 
 def _distinct(ref) -> str:
@@ -107,7 +129,7 @@ def _short(text: str, n: int = 36) -> str:
 @click.command("plot")
 @MODEL_ARG
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The PNG to write (atomically).")
+              help="The image to write (atomically): .png, .pdf or .svg.")
 @click.option("-p", "--pipeline", required=True,
               help="Passes, one column each, e.g. 'prune(sparsity=0.5),cluster(clusters=16),quantize(mode=int8)'.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
@@ -119,6 +141,7 @@ def plot_cmd(model: Path, output: Path, pipeline: str, calibration, tensors, max
     from .io import load
     from .pipeline import parse_pipeline
     steps = [p.spec() for p in parse_pipeline(pipeline)]   # before any I/O, so a typo fails fast
+    check_output(output, model)
     _pyplot()
     m = load(model)
     ctx = PassContext()

@@ -8,6 +8,7 @@ from . import predicates
 from .macs import op_macs
 from .partition import place
 from .predicates import OpView
+from .sources import public
 from .spec import Rule, Target
 
 
@@ -67,7 +68,7 @@ def _local_reasons(view: OpView, rules: tuple[Rule, ...]) -> list[Reason]:
         if rule.when is not None and _check(rule.when[0], rule.when[1], view):
             continue
         for detail in _check(rule.kind, rule.params, view):
-            out.append(Reason(rule.id, predicates.category(rule.kind), f"{rule.reason}: {detail}", rule.source))
+            out.append(Reason(rule.id, predicates.category(rule.kind), f"{rule.reason}: {detail}", public(rule.source)))
     return out
 
 
@@ -90,7 +91,7 @@ def _unpacked_consumers(views, local_ok, rule: Rule) -> dict[int, list[Reason]]:
                     bad.append(f"#{j} {c.name}")
         if bad:
             out[i] = [Reason(rule.id, predicates.category(rule.kind),
-                             f"{rule.reason}: read by {', '.join(bad)}", rule.source)]
+                             f"{rule.reason}: read by {', '.join(bad)}", public(rule.source))]
     return out
 
 
@@ -154,4 +155,4 @@ def evaluate(model, target: Target) -> TargetReport:
         summary["parameter_cache_bytes"] = target.param_cache_bytes
         summary["parameters_fit_cache"] = acc_bytes <= target.param_cache_bytes
         summary["streamed_parameter_bytes"] = max(0, acc_bytes - target.param_cache_bytes)
-    return TargetReport(target.name, target.title, ops, summary, list(target.notes))
+    return TargetReport(target.name, target.title, ops, summary, [public(n) for n in target.notes])

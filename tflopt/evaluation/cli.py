@@ -229,15 +229,19 @@ def evaluate_output(before: bytes, after: bytes, *, eval_data, labels, threshold
     from .bench import bench_models
     from .compare import compare_models
     from .gates import evaluate
-    out: dict = {"comparison": None, "layers": None, "bench": None, "gates": []}
+    out: dict = {"comparison": None, "layers": None, "bench": None, "gates": [], "notes": []}
+    needed = eval_data is not None  # gates and --data must measure; a report alone says what it could not
     try:
         if eval_data is not None or report:
             out["comparison"] = compare_models(before, after, eval_data, samples=None if eval_data else 8,
                                                labels=labels)
         if report and (out["comparison"] or {}).get("signatures") == []:
             out["layers"] = compare_models(before, after, eval_data, per_layer=True, samples=8)["layers"]
-    except (ValueError, RuntimeError) as e:
-        raise TfloptError(f"cannot run the models on --data: {' '.join(str(e).split())[:300]}") from None
+    except (ValueError, RuntimeError, TfloptError) as e:
+        why = " ".join(str(e).split())[:300]
+        if needed:
+            raise TfloptError(f"cannot run the models on --data: {why}") from None
+        out["notes"].append(f"fidelity not measured: the models do not run in the stock interpreter ({why})")
     ratio = None
     if thresholds.get("max_latency_ratio") is not None or report:
         with tempfile.TemporaryDirectory(prefix="tflopt-bench-") as d:

@@ -195,7 +195,8 @@ def bench_report(bench: dict) -> dict:
 
 
 def optimize_report(out: dict, *, before=None, after=None, comparison: dict | None = None,
-                    layers: list | None = None, bench: dict | None = None, gates: list | None = None) -> dict:
+                    layers: list | None = None, bench: dict | None = None, gates: list | None = None,
+                    notes: list[str] | None = None) -> dict:
     """``out``: the optimize JSON; ``before`` / ``after``: the Models (for density plots)."""
     passes = out.get("passes", [])
     rows = [[p["spec"], "changed" if p["changed"] else "no change", p["seconds"] * 1000,
@@ -212,6 +213,8 @@ def optimize_report(out: dict, *, before=None, after=None, comparison: dict | No
     sections.append({"title": "Sizes", "blocks": [_table(["size", "before", "after", "change"], size_rows)]})
     if gates:
         sections.append(gates_section(gates))
+    if notes:
+        sections.append({"title": "Not measured", "blocks": [{"type": "list", "items": list(notes)}]})
     if comparison:
         sections.append(fidelity_section(comparison))
     if layers:

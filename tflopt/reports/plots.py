@@ -51,8 +51,9 @@ def png_base64(fig: dict) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     panels = fig["panels"]
-    f, axes = plt.subplots(1, len(panels), figsize=(min(3.4 * len(panels), 13), 2.8), squeeze=False,
-                           sharex=True, sharey=True)
+    wide = any(p.get("xticks") for p in panels)  # a per-layer curve needs room for its labels
+    size = (10, 4.2) if wide else (min(3.6 * len(panels), 13), 2.8)
+    f, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False, sharex=True, sharey=True)
     for ax, p in zip(axes[0], panels):
         y = [v if _finite(v) else np.nan for v in p["y"]]
         if p["kind"] == "bars":

@@ -16,8 +16,8 @@ from . import plots
 
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}"
-        "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f2f2f2}"
-        "td:first-child,th:first-child{text-align:left}figure{margin:.5em 0 1.2em}"
+        "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f2f2f2}"
+        "td.n{text-align:right;white-space:nowrap}td{max-width:460px;overflow-wrap:anywhere}figure{margin:.5em 0 1.2em}"
         "figcaption{font-size:12px;color:#555}h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ddd}"
         ".fail{color:#b00;font-weight:bold}.pass{color:#070}")
 
@@ -29,7 +29,8 @@ def cell(v) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.0f}"
+        # Six significant digits: a cosine of 0.999985 must not print as 1.0000.
+        return f"{v:.6g}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
     return "" if v is None else str(v)
@@ -56,7 +57,9 @@ def render_html(report: dict, *, images: str = "auto") -> str:
                 out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in b["columns"])
                            + "</tr></thead><tbody>")
                 for row in b["rows"]:
-                    out.append("<tr>" + "".join(f"<td>{e(cell(v))}</td>" for v in row) + "</tr>")
+                    out.append("<tr>" + "".join(
+                        f"<td class='n'>{e(cell(v))}</td>" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        else f"<td>{e(cell(v))}</td>" for v in row) + "</tr>")
                 out.append("</tbody></table>")
             elif t == "figure":
                 png = plots.png_base64(b) if images == "auto" else None

@@ -1,0 +1,85 @@
+"""Reports: the README main job's HTML report renders in headless Chromium with its plots and
+tables; Markdown from the same data; the SVG fallback; size on the largest corpus model."""
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import DATA, MODELS, ROOT
+from tflopt.cli import main
+from tflopt.reports import render_html, render_markdown
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _readme_optimize_args(tmp_path) -> list[str]:
+    """The README main job's optimize command, writing into tmp_path."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- ci:main -->", 1)[1].split("```", 2)[1]
+    cmd = next(part for part in block.split("&&") if "tflopt optimize" in part)
+    args = shlex.split(cmd)[2:]
+    args[args.index("-o") + 1] = str(tmp_path / "opt.tflite")
+    args[args.index("--report") + 1] = str(tmp_path / "report.html")
+    return ["optimize", *args]
+
+
+@pytest.fixture(scope="module")
+def readme_report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    assert main(_readme_optimize_args(tmp)) == 0
+    return tmp / "report.html"
+
+
+def test_readme_report_renders_in_headless_chromium(readme_report, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed: run .ci/setup-chromium"
+    html = readme_report.read_text()
+    assert "http://" not in html and "https://" not in html  # self-contained: nothing fetched
+    proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           readme_report.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    assert proc.returncode == 0 and "<h1>tflopt optimize</h1>" in dom
+    images = re.findall(r"<img src=\"data:image/png;base64,[A-Za-z0-9+/=]{200,}\"", dom)
+    assert len(images) >= 4  # per-layer curves and the density rows
+    for title in ("Pipeline", "Sizes", "Fidelity and accuracy per output", "Per-layer error",
+                  "Weight density of the largest tensors", "Latency on this host (LiteRT runtime)"):
+        assert f"<h2>{title}</h2>" in dom
+    assert dom.count("<table>") >= 5 and "candidate top-1" in dom and "xnnpack" in dom
+
+
+def test_markdown_from_the_same_data_and_svg_fallback(tmp_path, capsys):
+    report = tmp_path / "c.md"
+    assert main(["compare", str(MODELS / "convnet_fp32.tflite"), str(MODELS / "convnet_int8.tflite"), "--data",
+                 str(DATA / "digits.npz"), "--labels", "y_test", "--per-layer", "--report", str(report)]) == 0
+    md = report.read_text()
+    assert md.startswith("# tflopt compare") and "| output | cosine |" in md and "## Per-layer error" in md
+    from tflopt.reports.build import compare_report
+    from tflopt.evaluation import compare_models
+    result = compare_models(MODELS / "convnet_fp32.tflite", MODELS / "convnet_int8.tflite", DATA / "digits.npz",
+                            per_layer=True, samples=4)
+    data = compare_report("a", "b", result)
+    svg = render_html(data, images="svg")
+    assert "<svg" in svg and "<polyline" in svg and "data:image/png" not in svg
+    assert render_markdown(data).count("|---|") >= 2
+
+
+def test_report_paths_are_checked_first(tmp_path, capsys):
+    out = tmp_path / "o.tflite"
+    for bad in (tmp_path / "r.txt", tmp_path / "missing" / "r.html"):
+        assert main(["optimize", str(MODELS / "mlp_fp32.tflite"), "-o", str(out), "--report", str(bad)]) == 2
+        assert not out.exists()
+    assert capsys.readouterr().err.count("\n") == 2
+
+
+@pytest.mark.real
+def test_report_of_the_largest_corpus_model_is_under_2mb(mediapipe_models, tmp_path):
+    largest = max(mediapipe_models, key=lambda p: p.stat().st_size)
+    report = tmp_path / "r.html"
+    assert main(["optimize", str(largest), "-o", str(tmp_path / "o.tflite"), "-p", "quantize(mode=float16)",
+                 "--report", str(report)]) == 0
+    assert report.stat().st_size < 2 * 2**20 and "<img" in report.read_text()
