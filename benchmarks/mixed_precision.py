@@ -97,14 +97,25 @@ def main() -> None:
             t0 = time.perf_counter()
             analyze(load(path), from_iterable(calib, orig), tests, QuantizeOptions(), top=10)
             sens_s = time.perf_counter() - t0
-        runtime.run(mixed) if not any(op.name == "CUSTOM" for op in orig.main.operators) else None
+        runs = _runs(mixed)
+        if runs != "yes" and runs == _runs(path):
+            runs = "as orig"  # stops at the same custom op the stock interpreter lacks
         share = mp["integer_macs_share"]
         n90 += share >= 0.9
         print(f"{path.stem[:34]:34s} {path.stat().st_size / 1e6:5.2f} {_min_cos(orig, int8, tests):7.4f} "
               f"{_min_cos(orig, i16, tests):7.4f} {_min_cos(orig, mixed, tests):7.4f} {share:8.1%} "
-              f"{len(mp['kept_float']):9d} {len(int8):8d} {len(mixed):8d} {eq:7.4f} {mix_s:6.1f} {sens_s:6.1f}",
+              f"{len(mp['kept_float']):9d} {len(int8):8d} {len(mixed):8d} {eq:7.4f} {mix_s:6.1f} {sens_s:6.1f}  "
+              f"runs: {runs}",
               flush=True)
     print(f"models keeping >= 90% of MACs integer: {n90}; load average {os.getloadavg()[0]:.1f}")
+
+
+def _runs(model) -> str:
+    try:
+        runtime.run(model)
+        return "yes"
+    except RuntimeError as e:
+        return "no: " + " ".join(str(e).split())[:40]
 
 
 if __name__ == "__main__":
