@@ -9,7 +9,10 @@ does not depend on how good the ranges are), prints the median latency from `tfl
 ai-edge-litert wheel's tool: CompiledModel on the CPU accelerator, which is XNNPACK; it has no
 switch to turn XNNPACK off, so the builtin column has no reference), with their ratio.
 The goal is tflopt's median within 10% of litert-benchmark's. litert-benchmark prints times
-to 0.01 ms: below ~0.2 ms its median is too coarse to compare to 10%.
+to 0.01 ms: below ~0.2 ms its median is too coarse to compare to 10%. On a shared host the
+two are interleaved (--repeats pairs, tflopt then litert-benchmark) and each column is the
+median of its runs' medians, so a burst of load elsewhere hits both; the load average is
+printed first, as context.
 """
 from __future__ import annotations
 
@@ -80,6 +83,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--models", default=",".join(CORPUS))
     ap.add_argument("--no-corpus", action="store_true", help="the fixture only")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved tflopt / litert-benchmark pairs")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
     args = ap.parse_args()
     exe = litert_benchmark()
     models = [ROOT / "fixtures" / "models" / "convnet_fp32.tflite"]
@@ -89,19 +94,29 @@ def main() -> None:
         by_stem = {Path(p).stem: Path(p) for p in mediapipe_models()}
         models += [by_stem[n] for n in args.models.split(",") if n]
     threads = [int(t) for t in args.threads.split(",")]
+    import os
+    import statistics
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.repeats} interleaved pairs of "
+          f"{args.runs} runs each")
     print(f"{'model':34} {'variant':8} {'thr':>3} {'tflopt xnnpack':>14} {'litert-benchmark':>16} {'ratio':>6} "
           f"{'tflopt builtin':>14}  (median ms)")
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as d:
         for model in models:
-            for name, path in variants(model, Path(d)):
+            wanted = args.variants.split(",")
+            for name, path in [v for v in variants(model, Path(d)) if v[0] in wanted]:
                 if isinstance(path, str):
                     print(f"{model.stem[:34]:34} {name:8}     {path}")
                     continue
                 for t in threads:
-                    ours = bench_model(path, threads=t, runs=args.runs, warmup=args.warmup)
+                    mine, refs = [], []
+                    for _ in range(args.repeats):
+                        mine.append(bench_model(path, threads=t, runs=args.runs, warmup=args.warmup))
+                        refs.append(reference_median(exe, path, t, args.runs, args.warmup))
                     builtin = bench_model(path, threads=t, runs=args.runs, warmup=args.warmup, xnnpack=False)
-                    ref = reference_median(exe, path, t, args.runs, args.warmup)
-                    a = ours.get("median_ms", ours.get("error"))
+                    ok = [r["median_ms"] for r in mine if "median_ms" in r]
+                    a = statistics.median(ok) if ok else mine[0].get("error")
+                    okr = [r for r in refs if isinstance(r, float)]
+                    ref = statistics.median(okr) if okr else refs[0]
                     b = builtin.get("median_ms", builtin.get("error"))
                     ratio = f"{a / ref:.2f}" if isinstance(a, float) and isinstance(ref, float) and ref > 0 else "-"
                     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)[:40]  # noqa: E731

@@ -107,7 +107,7 @@ def test_per_layer_skips_resource_tensors(tmp_path):
     # VAR_HANDLE's output is a resource handle: never read (reading them crashed the runtime
     # on streaming int8 models), the values around it still compared.
     from tflopt.evaluation.compare import _activation_names
-    model = MODELS / "stateful_fp32.tflite"
+    model = MODELS.parent / "extra" / "stateful_fp32.tflite"
     assert "Variable" not in _activation_names(model) and "add/ReadVariableOp" in _activation_names(model)
     r = compare_models(model, model, per_layer=True, samples=2)
     names = [x["name"] for x in r["layers"]]

@@ -83,3 +83,14 @@ def test_report_of_the_largest_corpus_model_is_under_2mb(mediapipe_models, tmp_p
     assert main(["optimize", str(largest), "-o", str(tmp_path / "o.tflite"), "-p", "quantize(mode=float16)",
                  "--report", str(report)]) == 0
     assert report.stat().st_size < 2 * 2**20 and "<img" in report.read_text()
+
+
+def test_every_pass_says_what_it_did_in_words(tmp_path, capsys):
+    spec = ("prune(sparsity=0.5,min_elements=0),cluster(clusters=8,min_elements=0),sparsify(min_sparsity=0.3),"
+            "quantize(mode=int8),audit(targets=gpu|xnnpack),cleanup")
+    assert main(["optimize", str(MODELS / "convnet_fp32.tflite"), "-o", str(tmp_path / "o.tflite"), "-p", spec,
+                 "--calibration", str(DATA / "convnet_calib.npz")]) == 0
+    out = capsys.readouterr().out
+    for words in ("pruned 5 of 5 weight tensors to 50.0%", "distinct values per tensor (asked 8)",
+                  "tensors in the sparse format", "int8: ", "ops quantized", "XNNPACK", "ops accelerated", "removed "):
+        assert words in out, words

@@ -105,8 +105,17 @@ def bench_models(models: list, *, threads: list[int] | None = None, xnnpack: boo
     out = {"results": results, "per_op": PER_OP_NOTE}
     if gpu:
         errs = [r["error"] for r in results if r["backend"] == "gpu" and "error" in r]
-        out["gpu"] = "not available: " + errs[0] if errs else "LiteRT GPU accelerator (WebGPU)"
+        out["gpu"] = "not available: " + errs[0] if errs else gpu_note()
     return out
+
+
+def gpu_note() -> str:
+    """What the GPU row means on this host: LiteRT's WebGPU accelerator also runs on a software
+    adapter, so without a GPU device node the figures are not a GPU's."""
+    if sys.platform.startswith("linux") and not Path("/dev/dri").exists():
+        return ("LiteRT GPU accelerator (WebGPU) ran, but this host has no GPU device (/dev/dri): "
+                "it ran on a software adapter, these are not GPU figures")
+    return "LiteRT GPU accelerator (WebGPU)"
 
 
 # -- the child ------------------------------------------------------------------------------

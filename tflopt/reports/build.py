@@ -22,7 +22,7 @@ def pass_summary(rec: dict) -> list[str]:
     """Plain-words lines for one pass record (``PassRecord.as_dict()``): sparsity reached,
     tensors touched and skipped and why, values per tensor, ops quantized."""
     s, name, lines = rec.get("stats") or {}, rec.get("name"), []
-    tensors = s.get("tensors") or []
+    tensors = s.get("tensors") if isinstance(s.get("tensors"), list) else []  # cleanup counts them
     touched = [t for t in tensors if t.get("pruned") or t.get("clustered") or t.get("sparse_storage_after")
                and not t.get("sparse_storage_before")]
     if name == "prune" and tensors:
