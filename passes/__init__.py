@@ -6,3 +6,4 @@ from . import prune, cluster, sparsify  # noqa: F401
 from . import audit  # noqa: F401
 from . import recover  # noqa: F401
 from . import static_shapes  # noqa: F401
+from . import equalize  # noqa: F401

@@ -36,8 +36,20 @@ class QuantizeOptions:
     samples: int = 0  # 0: every calibration sample
     # Weight rounding: round-to-nearest, or error-compensating (GPTQ, needs calibration).
     weights: Literal["rtn", "gptq"] = searchable("rtn", ["rtn", "gptq"])
+    # Automatic mixed precision (passes/mixed_precision.py): from full int8, the fewest and
+    # cheapest ops (by MACs) go back to ``fallback`` until the min output cosine / SNR on the
+    # ``evaluation`` data (default: the calibration data) reaches the target. Searchable: the
+    # quantize level's "fallback" dimension of a search (not in the default space yet).
+    target_cosine: float | None = None
+    target_snr: float | None = None
+    fallback: Literal["float"] = "float"
+    evaluation: str | None = None
 
     def validate(self) -> None:
+        if self.target_cosine is not None and not 0 < self.target_cosine <= 1:
+            raise ValueError(f"target_cosine must be in (0, 1], got {self.target_cosine}")
+        if (self.target_cosine is not None or self.target_snr is not None) and self.mode not in ("int8", "int16x8"):
+            raise ValueError("target_cosine / target_snr choose ops to keep float in mode=int8 or int16x8")
         if not 0 < self.percentile <= 100:
             raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
         if self.min_elements is not None and self.min_elements < 0:
@@ -64,5 +76,8 @@ class Quantize(Pass):
         if self.options.mode in ("float16", "dynamic"):
             from .quantize_weights import quantize_weights
             return quantize_weights(model, ctx, self.options)
+        if self.options.target_cosine is not None or self.options.target_snr is not None:
+            from .mixed_precision import mixed_precision
+            return mixed_precision(model, ctx, self.options)
         from .quantize_static import quantize_static
         return quantize_static(model, ctx, self.options)

@@ -53,7 +53,7 @@ class QParams:
 class Plan:
     """Which ops go integer and the encoding of every tensor they touch (no graph edits)."""
 
-    def __init__(self, sg: Subgraph, ranges: dict, bits: int, selector: Selector):
+    def __init__(self, sg: Subgraph, ranges: dict, bits: int, selector: Selector, op_filter=None):
         self.sg, self.ranges, self.bits = sg, ranges, bits
         self.act: dict[int, QParams] = {}        # activation -> encoding of its integer version
         self.const: dict[tuple[int, int], QParams] = {}   # (op id, position) -> constant encoding
@@ -62,7 +62,7 @@ class Plan:
         self.left_float: Counter = Counter()
         table = kernel_ops(bits)
         for op in sg.operators:
-            if self._eligible(op, table, selector):
+            if self._eligible(op, table, selector) and (op_filter is None or op_filter(op)):
                 self.quantized.append(op)
             elif any(self._is_float(t) for t in list(op.inputs) + list(op.outputs)):
                 self.left_float[op.name] += 1
@@ -567,7 +567,11 @@ def already_quantized(model: Model, options, bits: int) -> tuple[str, list] | No
     return f"full {'int8' if bits == 8 else 'int16x8'} ({n} {TYPE_NAMES[qtype]} activations)", changes
 
 
-def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
+def quantize_static(model: Model, ctx: PassContext, options, *, op_filter=None, range_cache: dict | None = None) -> PassResult:
+    """``op_filter(op) -> bool`` (ops of the entry subgraphs as they are after any
+    dequantize) narrows the ops quantized: mixed precision leaves the ones it returns False
+    for in float. ``range_cache`` (a dict kept between calls on copies of one model) holds
+    the calibration ranges per subgraph, so trying many selections calibrates once."""
     mode = options.mode
     bits = 8 if mode == "int8" else 16
     already = already_quantized(model, options, bits)
@@ -604,12 +608,16 @@ def quantize_static(model: Model, ctx: PassContext, options) -> PassResult:
     left_float: Counter = Counter()
     for index in entries:
         sg = model.subgraphs[index]
-        ranges = collect_ranges(model, ctx.calibration, subgraph=index, method=options.calibration,
-                                percentile=options.percentile, max_samples=options.samples, levels=2 ** bits,
-                                progress_hook=ctx.progress)
+        ranges = range_cache.get(index) if range_cache is not None else None
+        if ranges is None:
+            ranges = collect_ranges(model, ctx.calibration, subgraph=index, method=options.calibration,
+                                    percentile=options.percentile, max_samples=options.samples, levels=2 ** bits,
+                                    progress_hook=ctx.progress)
+            if range_cache is not None:
+                range_cache[index] = ranges
         if ranges.cut_ops:
             warnings.append(f"calibration cannot run {', '.join(sorted(set(ranges.cut_ops)))}: ops after them stay float")
-        plan = Plan(sg, ranges.ranges, bits, selector)
+        plan = Plan(sg, ranges.ranges, bits, selector, op_filter if index == 0 else None)
         left_float.update(plan.left_float)
         if not plan.quantized:
             continue

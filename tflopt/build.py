@@ -39,3 +39,23 @@ def mlp(widths: list[int], *, seed: int = 0, relu: bool = True) -> Model:
         x = y
     sg.raw.outputs = [x.index]
     return m
+
+
+def sigmoid_head_mlp(widths: list[int], *, seed: int = 0, logit_shift: float = -9.0) -> Model:
+    """``mlp`` with a LOGISTIC on top whose logits are shifted to about ``logit_shift``:
+    scores near 0, which int8's fixed 1/256 sigmoid grid cannot carry (a presence score
+    like hand_landmark_full's). The one fragile layer of the sensitivity tests."""
+    m = mlp(widths, seed=seed)
+    sg = m.main
+    last = sg.operators[-1]
+    bias = sg.tensors[last.inputs[2]]
+    bias.set_data(_values(bias) + np.float32(logit_shift), TensorType.FLOAT32)
+    y = sg.add_tensor("score", [1, widths[-1]], TensorType.FLOAT32)
+    sg.insert_operator(len(sg.operators), "LOGISTIC", [last.outputs[0]], [y.index])
+    sg.raw.outputs = [y.index]
+    return m
+
+
+def _values(t) -> np.ndarray:
+    from .weights import float_values
+    return float_values(t)

@@ -26,6 +26,7 @@ _COMMANDS = {
     "audit": "tflopt.audit.cli:audit_cmd",
     "plot": "tflopt.plot:plot_cmd",
     "search": "tflopt.search.command:search_cmd",
+    "sensitivity": "tflopt.sensitivity.cli:sensitivity_cmd",
 }
 
 

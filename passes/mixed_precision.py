@@ -1,0 +1,188 @@
+"""Automatic mixed precision: ``quantize(mode=int8, target_cosine=0.99)`` / ``target_snr=DB``.
+
+Start from the whole model integer, then return islands (tflopt.sensitivity.islands) to
+float, behind QUANTIZE / DEQUANTIZE, until the min output cosine / SNR against the float
+model on the evaluation samples reaches the target:
+
+1. output heads whose float values the integer encoding cannot carry (a sigmoid score on the
+   fixed 1/256 grid, a regression whose range dwarfs its typical value): the head's own
+   output, rounded to its encoding, already misses the target;
+2. then the islands that help most per MAC: each island's gain is measured once (the
+   int8 model with only that island float), and islands are added in order of gain over
+   MAC share (plus a small floor, so a cheap op with a large gain goes first), re-scoring
+   after each; if the gains run out before the target, they are measured again from there;
+3. last, each chosen island that costs MACs is tried back in integer, most MACs first, and
+   stays integer when the target still holds.
+
+Every trial is a rebuild from the ranges calibrated once (``Trials``); the written model is
+one more plain ``quantize_static`` of the input with the chosen islands float, so storage
+(float16, sparse) is restored as the plain pass does, and it is scored again for the report.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tflopt.audit.macs import op_macs
+from tflopt.errors import TfloptError
+from tflopt.model import Model
+from tflopt.pipeline import PassContext, PassResult
+from tflopt.quantization import affine_params, dequantize, quantize_affine
+from tflopt.schema import TensorType
+
+from .qkernels import FIXED_OUTPUT
+
+# Gain per MAC share is divided by (share + this): a zero-MAC op is not free to float (it
+# adds a QUANTIZE / DEQUANTIZE pair and breaks the integer run) but it is the cheapest.
+MAC_FLOOR = 0.01
+
+
+def only_floor(target_snr) -> float:
+    """Loss an island alone must exceed to be a candidate (float noise: nothing)."""
+    return -200.0 if target_snr is not None else 1e-7
+
+
+def _evaluation(ctx: PassContext, options, model: Model, warnings: list[str]):
+    if options.evaluation:
+        from tflopt.calibration import load_calibration
+        return list(load_calibration(options.evaluation, model))
+    warnings.append("mixed precision checked its target on the calibration data; pass "
+                    "evaluation=PATH to check it on held-out data")
+    return list(ctx.calibration)
+
+
+def _head_misses(trials, island, target_cosine, target_snr) -> str | None:
+    """Why int8 cannot carry this head's output, or None: the float output rounded to the
+    encoding the integer op would give it already misses the target."""
+    from tflopt.evaluation import fidelity as metrics
+    sg = trials.sg
+    cache = trials.range_cache.get(0)
+    names = [d["name"] for d in trials._details]
+    for i in island.ops:
+        op = sg.operators[i]
+        for t in op.outputs:
+            if t not in sg.outputs or sg.tensors[t].name not in names:
+                continue
+            k = names.index(sg.tensors[t].name)
+            ref = np.stack([o[k] for o in trials.reference]).astype(np.float32)
+            fixed = FIXED_OUTPUT[trials.bits].get(op.name)
+            if fixed is not None:
+                scale, zp = fixed
+                why = f"{op.name} output on the fixed {trials.options.mode} grid"
+            elif cache is not None and t in cache.ranges:
+                scale, zp = affine_params(*cache.ranges[t], np.int8 if trials.bits == 8 else np.int16,
+                                          symmetric=trials.bits == 16)
+                why = f"range [{cache.ranges[t][0]:.3g}, {cache.ranges[t][1]:.3g}]"
+            else:
+                continue
+            dtype = np.int8 if trials.bits == 8 else np.int16
+            m = metrics(ref, dequantize(quantize_affine(ref, scale, zp, dtype), scale, zp))
+            if (target_cosine is not None and m["cosine"] < target_cosine) or \
+                    (target_snr is not None and m["snr_db"] < target_snr):
+                return (f"output head: {why} alone gives cosine {m['cosine']:.4f}, "
+                        f"SNR {m['snr_db']:.1f} dB")
+    return None
+
+
+def choose_float_islands(trials, target_cosine, target_snr, progress=None) -> tuple[dict, object, object]:
+    """({island name: reason}, score of full int8, score of the choice)."""
+    islands = {i.name: i for i in trials.islands}
+    total = sum(i.macs for i in islands.values()) or 1
+    full = trials.score(trials.build()[0])
+    chosen: dict[str, str] = {}
+    if full.meets(target_cosine, target_snr):
+        return chosen, full, full
+
+    def keys(names):
+        return frozenset(k for n in names for k in islands[n].keys)
+
+    for island in islands.values():
+        if island.head:
+            why = _head_misses(trials, island, target_cosine, target_snr)
+            if why:
+                chosen[island.name] = why
+    current = trials.score(trials.build(keys(chosen))[0]) if chosen else full
+    if not current.meets(target_cosine, target_snr):
+        # Each island alone in int8 (everything else float): its own damage, free of the
+        # compounding that makes "float only this one" in a broken model a noisy signal.
+        only = trials.only_quantized()
+        order = sorted((n for n in islands if n not in chosen and only[n].loss(target_snr) > only_floor(target_snr)),
+                       key=lambda n: (-only[n].loss(target_snr) / (islands[n].macs / total + MAC_FLOOR), n))
+        step, i = 1, 0
+        while i < len(order) and not current.meets(target_cosine, target_snr):
+            # One island at a time first; past 16, add in growing batches to bound the builds.
+            for name in order[i:i + step]:
+                chosen[name] = (f"alone in int8 it gives min cosine {only[name].min_cosine:.4f}, "
+                                f"SNR {only[name].min_snr:.1f} dB")
+            i += step
+            current = trials.score(trials.build(keys(chosen))[0])
+            if i >= 16:
+                step *= 2
+    if current.meets(target_cosine, target_snr):
+        # Give back what is not needed, most MACs first.
+        for name in sorted((n for n in chosen if islands[n].macs > 0), key=lambda n: -islands[n].macs):
+            rest = [n for n in chosen if n != name]
+            s = trials.score(trials.build(keys(rest))[0])
+            if s.meets(target_cosine, target_snr):
+                del chosen[name]
+                current = s
+    return chosen, full, current
+
+
+def integer_macs_share(model: Model) -> tuple[float, int, int]:
+    """(share of MACs in integer ops, integer MACs, all MACs) of subgraph 0."""
+    sg = model.main
+    total = integer = 0
+    for op in sg.operators:
+        macs = op_macs(op)
+        total += macs
+        if macs and op.inputs and op.inputs[0] >= 0 and \
+                sg.tensors[op.inputs[0]].type in (TensorType.INT8, TensorType.INT16, TensorType.UINT8):
+            integer += macs
+    return (integer / total if total else 1.0), integer, total
+
+
+def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
+    from tflopt.sensitivity.analysis import Trials
+
+    from .quantize_static import quantize_static
+    if ctx.calibration is None:
+        raise TfloptError(f"quantize(mode={options.mode}, target_...) needs calibration data: pass --calibration PATH")
+    t0 = time.perf_counter()
+    warnings: list[str] = []
+    evaluation = _evaluation(ctx, options, model, warnings)
+    try:
+        trials = Trials(model, ctx.calibration, evaluation, options, ctx=ctx)
+    except (RuntimeError, ValueError) as e:
+        raise TfloptError(f"mixed precision cannot run the model: {' '.join(str(e).split())[:200]}") from None
+    chosen, before, predicted = choose_float_islands(trials, options.target_cosine, options.target_snr, ctx.progress)
+    islands = {i.name: i for i in trials.islands}
+    float_keys = frozenset(k for n in chosen for k in islands[n].keys)
+    import dataclasses
+    plain = dataclasses.replace(options, target_cosine=None, target_snr=None)
+    result = quantize_static(model, ctx, plain, op_filter=lambda op: not op.outputs or
+                             op.subgraph.tensors[op.outputs[0]].name not in float_keys)
+    after = trials.score(model, keep=True)
+    share, int_macs, all_macs = integer_macs_share(model)
+    target = {"cosine": options.target_cosine, "snr_db": options.target_snr}
+    met = after.meets(options.target_cosine, options.target_snr)
+    result.stats["mixed_precision"] = {
+        "target": target, "met": met, "fallback": options.fallback,
+        "evaluation": options.evaluation or "calibration data", "evaluation_samples": len(trials.samples),
+        "before": {"min_cosine": before.min_cosine, "min_snr_db": before.min_snr},
+        "after": {"min_cosine": after.min_cosine, "min_snr_db": after.min_snr, "outputs": after.outputs},
+        "kept_float": [{"island": n, "ops": islands[n].kinds, "macs": islands[n].macs, "reason": r}
+                       for n, r in chosen.items()],
+        "integer_macs_share": share, "integer_macs": int_macs, "macs": all_macs,
+        "builds": trials.builds, "seconds": time.perf_counter() - t0,
+    }
+    if not met:
+        warnings.append(f"mixed precision missed the target ({target}): min cosine {after.min_cosine:.4f}, "
+                        f"min SNR {after.min_snr:.1f} dB with {len(chosen)} island(s) float")
+    if chosen:
+        warnings.append(f"mixed precision: {len(chosen)} island(s) kept float, {share:.1%} of MACs integer, "
+                        f"min cosine {before.min_cosine:.4f} -> {after.min_cosine:.4f}")
+        warnings.extend(f"kept float: {'+'.join(dict.fromkeys(islands[n].kinds))} {n[:80]}: {r}" for n, r in chosen.items())
+    result.warnings[:0] = warnings
+    return result

@@ -1,0 +1,77 @@
+"""Sensitivity analysis: a model built with one fragile layer ranks it first; the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tflopt.build import sigmoid_head_mlp
+from tflopt.calibration import from_iterable
+from tflopt.cli import main
+from tflopt.passes.quantize import QuantizeOptions
+from tflopt.sensitivity import analyze, islands
+
+
+def _samples(n, seed):
+    rng = np.random.default_rng(seed)
+    return [[rng.standard_normal((1, 16)).astype(np.float32)] for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def fragile():
+    return sigmoid_head_mlp([16, 32, 32, 4])
+
+
+def test_fragile_sigmoid_head_ranks_first(fragile):
+    r = analyze(fragile, from_iterable(_samples(32, 1), fragile), _samples(16, 2), QuantizeOptions(), top=0)
+    top = r["ranked"][0]
+    assert top["ops"] == ["LOGISTIC"] and top["head"]
+    # Quantizing it alone costs more than any other island alone; floating it alone recovers
+    # most of the whole-model loss, and every other island floated alone recovers none.
+    others = r["ranked"][1:]
+    assert top["only_quantized"]["min_cosine"] < min(o["only_quantized"]["min_cosine"] for o in others) - 0.05
+    assert top["only_float"]["min_cosine"] > 0.99 > r["full_quantized"]["min_cosine"]
+    assert all(o["only_float"]["min_cosine"] < 0.95 for o in others)
+    assert top["blame"] == "activations"  # LOGISTIC has no weights
+    assert [x["rank"] for x in r["ranked"]] == list(range(1, len(r["ranked"]) + 1))
+    assert r["builds"] == 1 + 2 * len(r["ranked"])  # whole model, then alone-int8 and alone-float per island
+
+
+def test_islands_group_activation_and_reshape_with_producer():
+    import tflopt
+    from conftest import MODELS
+    m = tflopt.load(MODELS / "convnet_fp32.tflite")
+    found = islands(m.main)
+    kinds = [i.kinds for i in found]
+    # MAX_POOL follows the depthwise conv, AVERAGE_POOL and RESHAPE the second conv.
+    assert ["DEPTHWISE_CONV_2D", "MAX_POOL_2D"] in kinds
+    assert ["CONV_2D", "AVERAGE_POOL_2D", "RESHAPE"] in kinds
+    assert sorted(i for isl in found for i in isl.ops) == list(range(len(m.main.operators)))
+
+
+def test_cli_json_and_bad_input(tmp_path, fragile, capsys):
+    model = tmp_path / "fragile.tflite"
+    model.write_bytes(fragile.to_bytes())
+    for name, seed in (("cal", 1), ("ev", 2)):
+        np.savez(tmp_path / f"{name}.npz", input=np.stack([s[0] for s in _samples(16, seed)]))
+    before = model.read_bytes()
+    assert main(["sensitivity", str(model), "--calibration", str(tmp_path / "cal.npz"),
+                 "--data", str(tmp_path / "ev.npz"), "--json", "--top", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ranked"][0]["ops"] == ["LOGISTIC"] and len(out["ranked"]) == 2
+    assert model.read_bytes() == before
+    assert main(["sensitivity", str(model), "--calibration", str(tmp_path / "cal.npz")]) == 0
+    assert "LOGISTIC" in capsys.readouterr().out.splitlines()[2]
+    (tmp_path / "bad.tflite").write_bytes(b"nope")
+    assert main(["sensitivity", str(tmp_path / "bad.tflite"), "--calibration", str(tmp_path / "cal.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.tflite" in err
+
+
+def test_forked_workers_give_the_same_answers(fragile):
+    runs = [analyze(fragile, from_iterable(_samples(16, 1), fragile), _samples(8, 2), QuantizeOptions(),
+                    workers=w) for w in (1, 2)]
+    assert runs[1]["workers"] == 2
+    assert [r["ranked"] for r in runs][0] == runs[1]["ranked"]
+    assert runs[0]["builds"] == runs[1]["builds"]
