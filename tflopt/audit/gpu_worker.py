@@ -66,7 +66,7 @@ def _cpu_runner(path: str, key: str):
 
 
 def _numerics(path: str, gpu_model, samples_path: str) -> dict:
-    from ..compare import metrics
+    from ..evaluation.metrics import fidelity as metrics
     key = next(iter(gpu_model.get_signature_list()))
     names, cpu = _cpu_runner(path, key)
     loaded = np.load(samples_path, allow_pickle=False)

@@ -61,7 +61,7 @@ def observe_xnnpack(model, target, tr) -> dict[str, Any]:
 
 def samples_for(model, data=None, count: int = SAMPLES):
     """Evaluation samples (input lists) from ``data`` (an .npz / .npy path), else seeded random."""
-    from ..compare import load_samples
+    from ..evaluation.compare import load_samples
     from ..runtime import interpreter
     details = interpreter(model, xnnpack=False).get_input_details()
     return load_samples(data, details, count)
