@@ -82,7 +82,6 @@ def compare_lines(result: dict) -> list[str]:
 def compare_cmd(reference, candidate, data, input_keys, labels, top_k, samples, signature, input_shape, per_layer,
                 report, as_json):
     """Compare CANDIDATE's outputs against REFERENCE's on the same inputs (and against labels)."""
-    from ..cli import emit_json
     from ..io import load
     from .compare import compare_models
     _check_report_path(report)
@@ -98,16 +97,8 @@ def compare_cmd(reference, candidate, data, input_keys, labels, top_k, samples, 
                                 signature=signature, input_shapes=_shapes(input_shape))
     except (ValueError, RuntimeError) as e:
         raise TfloptError(f"cannot run the models: {' '.join(str(e).split())[:300]}") from None
-    if report is not None:
-        from ..reports import compare_report, write_report
-        write_report(report, compare_report(reference, candidate, result, data=data, labels=labels))
-    if as_json:
-        emit_json(result)
-        return
-    for line in compare_lines(result):
-        click.echo(line)
-    if report is not None:
-        click.echo(f"wrote {report}")
+    _finish(result, as_json, compare_lines, report,
+            lambda r: r.compare_report(reference, candidate, result, data=data, labels=labels))
 
 
 def _thread_list(text: str | None) -> list[int] | None:
@@ -161,7 +152,6 @@ and spread (p90 - min over the median); model initialisation time; peak memory o
               help="Also write a report: FILE.html (self-contained) or FILE.md.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_cmd(model, others, threads, no_xnnpack, gpu, data, input_shape, runs, warmup, report, as_json):
-    from ..cli import emit_json
     from ..io import load
     from .bench import bench_models
     _check_report_path(report)
@@ -170,16 +160,7 @@ def bench_cmd(model, others, threads, no_xnnpack, gpu, data, input_shape, runs, 
         load(p)
     result = bench_models(models, threads=_thread_list(threads), xnnpack=not no_xnnpack, gpu=gpu, data=data,
                           input_shapes=_shapes(input_shape), runs=runs, warmup=warmup)
-    if report is not None:
-        from ..reports import bench_report, write_report
-        write_report(report, bench_report(result))
-    if as_json:
-        emit_json(result)
-        return
-    for line in bench_lines(result):
-        click.echo(line)
-    if report is not None:
-        click.echo(f"wrote {report}")
+    _finish(result, as_json, bench_lines, report, lambda r: r.bench_report(result))
 
 
 # -- optimize: quality gates, plain-words pass report, --report -------------------------------
@@ -279,3 +260,19 @@ def echo_passes(report, echo=click.echo, details=None, input_bytes: int | None =
             echo(f"  {line}")
         if details:
             details(rec)
+
+
+def _finish(result: dict, as_json: bool, lines, report, build) -> None:
+    """What compare and bench end with: the report file (``build(tflopt.reports)``), then
+    JSON or the text lines."""
+    from ..cli import emit_json
+    if report is not None:
+        from .. import reports
+        reports.write_report(report, build(reports))
+    if as_json:
+        emit_json(result)
+        return
+    for line in lines(result):
+        click.echo(line)
+    if report is not None:
+        click.echo(f"wrote {report}")
