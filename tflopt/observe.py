@@ -76,12 +76,35 @@ class Observer:
                 if not owned:  # serialised with the extra outputs, then given back unchanged
                     sg.raw.outputs, model.raw.signatureDefs = saved
             self.interp = interpreter(content, xnnpack=True, num_threads=cores(), input_shapes=input_shapes)
+            self._content = content
         else:
             self.interp = interpreter(model, xnnpack=False, preserve_all=True, input_shapes=input_shapes)
         self.details = {d["index"]: d for d in self.interp.get_input_details()}
         if sorted(self.details) != sorted(self.inputs):
             raise ValueError("cannot match the interpreter's inputs to the model's")
         self.unreadable: set[int] = set()
+        # Why the XNNPACK copy gave way to the builtin kernels, if it did (see ``_invoke``).
+        self.fallback: str | None = None
+
+    def _invoke(self, interp, fed: dict):
+        """Invoke; where XNNPACK fails at run time on the copy with extra outputs (seen on
+        two corpus models: "failed to setup XNNPACK runtime"), the same copy runs on the
+        builtin kernels from then on: slower, the same values."""
+        try:
+            interp.invoke()
+            return interp
+        except RuntimeError as e:
+            if not self.fast or self.fallback is not None:
+                raise
+            from .runtime import interpreter
+            self.fallback = " ".join(str(e).split())[:200]
+            shapes = [list(np.shape(fed[t])) if t in fed else None for t in self.inputs]
+            interp = self.interp = interpreter(self._content, xnnpack=False, input_shapes=shapes)
+            self.details = {d["index"]: d for d in interp.get_input_details()}
+            for t, x in fed.items():
+                interp.set_tensor(t, x)
+            interp.invoke()
+            return interp
 
     def run(self, sample, consume) -> None:
         interp = self.interp
@@ -96,7 +119,7 @@ class Observer:
                 self.details = {d["index"]: d for d in interp.get_input_details()}
             interp.set_tensor(t, x)
             fed[t] = x
-        interp.invoke()
+        interp = self._invoke(interp, fed)
         out = {}
         for t in self.tensors:
             if t in fed:
