@@ -17,19 +17,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from . import runtime
+
 
 def fast_default(fast: bool | None = None) -> bool:
     """``fast`` if given, else what TFLOPT_OBSERVE says (``builtin`` selects the old path)."""
     if fast is not None:
         return bool(fast)
     return os.environ.get("TFLOPT_OBSERVE", "fast").strip().lower() not in ("builtin", "slow", "0")
-
-
-def cores() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not Linux
-        return max(os.cpu_count() or 1, 1)
 
 
 def peek(samples: Iterable) -> tuple[object | None, Iterator]:
@@ -57,7 +52,6 @@ class Observer:
 
     def __init__(self, model, tensors: Iterable[int], *, input_shapes=None, fast: bool | None = None,
                  owned: bool = False):
-        from .runtime import interpreter
         self.fast = fast_default(fast)
         self.tensors = list(dict.fromkeys(int(t) for t in tensors))
         sg = model.main
@@ -75,10 +69,10 @@ class Observer:
             finally:
                 if not owned:  # serialised with the extra outputs, then given back unchanged
                     sg.raw.outputs, model.raw.signatureDefs = saved
-            self.interp = interpreter(content, xnnpack=True, num_threads=cores(), input_shapes=input_shapes)
+            self.interp = runtime.interpreter(content, xnnpack=True, num_threads=runtime.cores(), input_shapes=input_shapes)
             self._content = content
         else:
-            self.interp = interpreter(model, xnnpack=False, preserve_all=True, input_shapes=input_shapes)
+            self.interp = runtime.interpreter(model, xnnpack=False, preserve_all=True, input_shapes=input_shapes)
         self.details = {d["index"]: d for d in self.interp.get_input_details()}
         if sorted(self.details) != sorted(self.inputs):
             raise ValueError("cannot match the interpreter's inputs to the model's")
@@ -96,10 +90,9 @@ class Observer:
         except RuntimeError as e:
             if not self.fast or self.fallback is not None:
                 raise
-            from .runtime import interpreter
             self.fallback = " ".join(str(e).split())[:200]
             shapes = [list(np.shape(fed[t])) if t in fed else None for t in self.inputs]
-            interp = self.interp = interpreter(self._content, xnnpack=False, input_shapes=shapes)
+            interp = self.interp = runtime.interpreter(self._content, xnnpack=False, input_shapes=shapes)
             self.details = {d["index"]: d for d in interp.get_input_details()}
             for t, x in fed.items():
                 interp.set_tensor(t, x)

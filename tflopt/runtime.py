@@ -16,6 +16,14 @@ def _content(model) -> bytes:
     return Path(model).read_bytes()
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
 def interpreter(model, *, xnnpack: bool = True, preserve_all: bool = False, num_threads: int = 1,
                 input_shapes=None):
     """An allocated LiteRT interpreter for a Model, bytes or a path.

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-F16_MAX = float(np.finfo(np.float16).max)  # 65504
+from ..quantization import FLOAT16_MAX as F16_MAX
 
 
 def float16_overflow(model, data=None, samples: int = 8) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runtime
 from ..errors import TfloptError
 
 PER_OP_NOTE = ("per-op times are not available: ai_edge_litert's Python runtime has no profiler API "
@@ -30,7 +31,7 @@ PER_OP_NOTE = ("per-op times are not available: ai_edge_litert's Python runtime 
 
 def default_threads() -> list[int]:
     """1 and all cores (once if they are the same)."""
-    return sorted({1, os.cpu_count() or 1})
+    return sorted({1, runtime.cores()})
 
 
 def _percentile(sorted_ms: list[float], q: float) -> float:
@@ -151,7 +152,6 @@ def _inputs(details: list[dict], data, seed: int) -> list[np.ndarray]:
     if data:
         sample = load_samples(data, details, 1)[0]
         return [_from_float(np.asarray(x), d) for x, d in zip(sample, details)]
-    from .. import runtime
     rng = np.random.default_rng(seed)
     return [runtime.random_input(d, rng) for d in details]
 
@@ -165,7 +165,6 @@ def _child(job: dict) -> dict:
     import time
 
     import ai_edge_litert.interpreter  # noqa: F401  (imported before the baseline)
-    from .. import runtime
     base = _rss()
     runs, warmup = max(1, job["runs"]), max(0, job["warmup"])
     times = []

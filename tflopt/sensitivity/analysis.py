@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 import time
 
 import numpy as np
@@ -90,7 +89,7 @@ class Trials:
         self.islands = islands(self.sg, self.bits)
         self.builds = 0
         # Trial variants are independent: spread them over the cores (2 on the project's machines).
-        self.workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS)) if workers is None else workers
+        self.workers = max(1, min(runtime.cores(), MAX_WORKERS)) if workers is None else workers
         self.seconds = 0.0
 
     # -- building and scoring ---------------------------------------------------------------
