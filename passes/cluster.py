@@ -24,7 +24,8 @@ from tflopt.kmeans import kmeans_rows
 from tflopt.pipeline import Pass, PassResult, register, searchable
 from tflopt.quantization import quantize_affine
 
-from .prune import DEFAULT_OPS, model_sizes, size_stats, weight_slots
+from tflopt.size import pass_sizes, size_stats
+from tflopt.weights import DEFAULT_OPS, weight_slots
 
 
 @dataclass
@@ -101,7 +102,7 @@ class Cluster(Pass):
 
     def run(self, model, ctx) -> PassResult:
         o = self.options
-        before_sizes = model_sizes(model, compress=o.sizes)
+        before_sizes = pass_sizes(model, compress=o.sizes)
         slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
                              min_elements=o.min_elements)
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
@@ -161,5 +162,5 @@ class Cluster(Pass):
                  "clustered_tensors": sum(r["clustered"] for r in rows_out), "tensors": rows_out}
         if recovery is not None:
             stats["recovery"] = recovery
-        stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
+        stats.update(pass_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)

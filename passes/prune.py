@@ -18,156 +18,9 @@ from typing import Literal
 
 import numpy as np
 
-from tflopt.distinct import distinct_count, max_distinct_along
 from tflopt.pipeline import Pass, PassResult, register, searchable
-from tflopt.size import CompressedSizes, summary_line
-from tflopt.size import model_sizes as streamed_model_sizes
-from tflopt.sparse import encode_like, stored_nbytes, to_dense
-from tflopt.weights import WeightRef, find_weights, float_values
-
-DEFAULT_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"]
-# Per-pass and per-tensor figures are computed before and after every pass, so they use
-# the fastest levels, gzip -1 and zstd -3, run side by side (CompressedSizes): gzip -6 /
-# zstd -9 cost a fifth of a ResNet50 recovery run; on half-zero weights these are ~1% (zstd)
-# and ~8% (gzip) above them, before and after alike, so the before -> after saving keeps its
-# meaning (benchmarks/compression_table.py reports -9 / -19; `tflopt size` any level).
-FIGURES_GZIP_LEVEL = 1
-FIGURES_ZSTD_LEVEL = 3
-
-
-# -- weights as prune, cluster and sparsify see them ----------------------------------------
-class WeightSlot:
-    """One stored weight constant: its dense stored values, float view, zero and write-back.
-
-    Editing happens in the stored domain (float32, float16, or integers with their
-    quantization kept), so the graph around the constant (DEQUANTIZE, DENSIFY) stays valid.
-    """
-
-    def __init__(self, ref: WeightRef, subgraph_index: int):
-        self.ref = ref
-        self.tensor = ref.tensor
-        self.key = f"{subgraph_index}/{self.tensor.name}"
-        self.skip: str | None = None
-        t = self.tensor
-        dt = t.dtype
-        if dt is None or dt.kind not in "fiu":
-            self.skip = f"{t.type_name} weights are not supported"
-        elif dt.kind in "iu" and not t.is_quantized:
-            self.skip = "integer weights without quantization parameters"
-        self._stored = None
-
-    @property
-    def name(self) -> str:
-        return self.tensor.name
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.tensor.shape
-
-    @property
-    def axis(self) -> int | None:
-        return self.ref.axis
-
-    @property
-    def stored(self) -> np.ndarray:
-        if self._stored is None:
-            self._stored = to_dense(self.tensor)
-        return self._stored
-
-    def floats(self) -> np.ndarray:
-        return float_values(self.tensor)
-
-    def zero_stored(self) -> np.ndarray:
-        """The stored value meaning 0.0: 0 for floats, the zero point (per channel) for ints."""
-        q = self.tensor.quantization
-        if self.stored.dtype.kind == "f" or q is None or q.zero_point.size == 0:
-            return np.zeros((), self.stored.dtype)
-        zp = q.zero_point.astype(self.stored.dtype)
-        if zp.size == 1:
-            return zp.reshape(())
-        shape = [1] * self.stored.ndim
-        shape[q.axis] = -1
-        return zp.reshape(shape)
-
-    def zero_mask(self) -> np.ndarray:
-        return np.broadcast_to(self.stored == self.zero_stored(), self.shape).copy()
-
-    def write(self, dense: np.ndarray) -> None:
-        t = self.tensor
-        dense = np.ascontiguousarray(dense, dtype=self.stored.dtype).reshape(self.shape)
-        if t.sparsity is not None:
-            values, params = encode_like(dense, t.sparsity)
-            t.raw.sparsity = params
-            t.set_data(values, t.type)
-        else:
-            t.set_data(dense, t.type)
-        self._stored = dense
-
-    def stored_bytes(self) -> bytes:
-        t = self.tensor
-        raw = bytes(t.buffer.memoryview())
-        if t.sparsity is None:
-            return raw
-        idx = b"".join(np.asarray(v.values).tobytes() for d in t.sparsity.dimMetadata or []
-                       for v in (d.arraySegments, d.arrayIndices) if v is not None and v.values is not None)
-        return raw + idx
-
-    def distinct_per_channel(self) -> int | None:
-        if self.axis is None or self.stored.ndim < 2:
-            return None
-        return max_distinct_along(self.stored, self.axis)
-
-    def figures(self, sizes: bool = True) -> dict:
-        """Sparsity, distinct values, bits per weight and stored size (raw, gzip, zstd)."""
-        data = self.stored_bytes()
-        n = max(int(np.prod(self.shape)), 1)
-        zeros = int(self.zero_mask().sum())
-        out = {"name": self.name, "op": self.ref.op.name, "shape": list(self.shape), "dtype": self.tensor.type_name,
-               "sparse_storage": self.tensor.sparsity is not None, "elements": n, "zeros": zeros,
-               "sparsity": round(zeros / n, 6), "distinct": distinct_count(self.stored),
-               "distinct_per_channel": self.distinct_per_channel(), "bytes": len(data),
-               "bits_per_weight": round(len(data) * 8 / n, 4)}
-        if sizes:
-            sink = CompressedSizes(FIGURES_GZIP_LEVEL, FIGURES_ZSTD_LEVEL, size=len(data))
-            sink.write(data)
-            r = sink.result()
-            out["gzip"], out["zstd"] = r["gzip_bytes"], r["zstd_bytes"]
-        return out
-
-
-def weight_slots(model, *, ops, include=None, exclude=None, min_elements=0) -> list[WeightSlot]:
-    refs = find_weights(model, ops=ops, name_regex=include, exclude_regex=exclude, min_elements=min_elements)
-    index = {id(sg): i for i, sg in enumerate(model.subgraphs)}
-    return [WeightSlot(r, index[id(r.subgraph)]) for r in refs]
-
-
-_SAME = ("name", "op", "shape", "elements")
-
-
-def size_stats(before: dict, after: dict) -> dict:
-    """One per-tensor row: identity once, then every figure as x_before / x_after."""
-    row = {k: before[k] for k in _SAME}
-    for k, v in before.items():
-        if k not in _SAME:
-            row[f"{k}_before"] = v
-            row[f"{k}_after"] = after.get(k)
-    return row
-
-
-def model_sizes(model, before: dict | None = None, *, compress: bool = True) -> dict:
-    """Whole-file raw (and gzip/zstd unless ``compress`` is off) sizes; given the earlier
-    figures, both and the summary lines."""
-    if compress:  # streamed through the writer: the file is never held whole
-        r = streamed_model_sizes(model, gzip_level=FIGURES_GZIP_LEVEL, zstd_level=FIGURES_ZSTD_LEVEL)
-        now = {"raw": r["raw_bytes"], "gzip": r["gzip_bytes"], "zstd": r["zstd_bytes"],
-               "gzip_level": FIGURES_GZIP_LEVEL, "zstd_level": FIGURES_ZSTD_LEVEL}
-    else:
-        now = {"raw": model.serialized_size()}
-    if before is None:
-        return now
-    return {"size": {"before": before, "after": now,
-                     "summary": {k: summary_line(before[k], now[k]) for k in ("raw", "gzip", "zstd") if k in now}}}
-
+from tflopt.size import pass_sizes, size_stats
+from tflopt.weights import DEFAULT_OPS, weight_slots
 
 # -- pruning ---------------------------------------------------------------------------------
 
@@ -284,7 +137,7 @@ class Prune(Pass):
 
     def run(self, model, ctx) -> PassResult:
         o = self.options
-        before_sizes = model_sizes(model, compress=o.sizes)
+        before_sizes = pass_sizes(model, compress=o.sizes)
         slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
                              min_elements=o.min_elements)
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
@@ -321,7 +174,7 @@ class Prune(Pass):
                  "sparsity": round(zeros / elements, 6) if elements else 0.0, "tensors": rows}
         if recovery is not None:
             stats["recovery"] = recovery
-        stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
+        stats.update(pass_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)
 
     def _masks(self, slots) -> list[np.ndarray]:

@@ -26,7 +26,7 @@ from tflopt.versioning import update_versions
 from tflopt.weights import LOOK_THROUGH, float_values, stored_constant
 
 from .dequantize import FP16_METADATA, integer_variables
-from .prune import weight_slots
+from tflopt.weights import weight_slots
 from .qkernels import BIAS_TYPE_OPTION, CLIPPING, FIXED_OUTPUT, SAME_SCALE, WEIGHTED, kernel_ops
 from .quantize_weights import float16_behind_dequantize
 from .sparsify import DENSIFY_OVERHEAD, sparsify_slot

@@ -26,7 +26,8 @@ from tflopt.pipeline import Pass, PassResult, register
 from tflopt.sparse import encode, stored_nbytes
 from tflopt.versioning import update_versions
 
-from .prune import DEFAULT_OPS, model_sizes, size_stats, weight_slots
+from tflopt.size import pass_sizes, size_stats
+from tflopt.weights import DEFAULT_OPS, weight_slots
 
 # What a DENSIFY costs in the file: the operator table, a tensor table with its name and
 # shape, and an empty buffer entry (measured: ~100-150 bytes; keep a margin) ...
@@ -104,7 +105,7 @@ class Sparsify(Pass):
 
     def run(self, model, ctx) -> PassResult:
         o = self.options
-        before_sizes = model_sizes(model, compress=o.sizes)
+        before_sizes = pass_sizes(model, compress=o.sizes)
         slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
                              min_elements=o.min_elements)
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
@@ -118,7 +119,7 @@ class Sparsify(Pass):
         if changed:
             update_versions(model)
         stats = {"sparsified_tensors": len(rows), "tensors": rows}
-        stats.update(model_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
+        stats.update(pass_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)
 
 

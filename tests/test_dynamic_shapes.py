@@ -88,7 +88,7 @@ def test_compare_with_correctly_shaped_data():
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_recovery_statistics_follow_the_data_shape(fast):
-    from tflopt.passes.prune import weight_slots
+    from tflopt.weights import weight_slots
     from tflopt.recovery.bias_correction import read_bias
     from tflopt.recovery.stats import gather, layer_spec
     m = tflopt.load(MODEL)

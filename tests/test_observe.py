@@ -53,7 +53,7 @@ def test_percentile_ranges_close():
 
 
 def test_layer_statistics_equal_builtin_path():
-    from tflopt.passes.prune import weight_slots
+    from tflopt.weights import weight_slots
     from tflopt.recovery.stats import gather, layer_spec
     m = tflopt.load(MODELS / "convnet_fp32.tflite")
     specs = [s for s in (layer_spec(slot)[0] for slot in weight_slots(m, ops=None, min_elements=0)) if s]

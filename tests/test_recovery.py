@@ -269,7 +269,7 @@ def _conv_zoo():
 
 
 def test_statistics_reproduce_every_layer_kind():
-    from tflopt.passes.prune import weight_slots
+    from tflopt.weights import weight_slots
     from tflopt.recovery.stats import gather, layer_spec
     from tflopt.recovery.bias_correction import read_bias
     m = io.load(_conv_zoo().to_bytes())

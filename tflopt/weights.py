@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .distinct import distinct_count, max_distinct_along
 from .model import Model, Operator, Subgraph, Tensor
 from .quantization import dequantize
+from .size import FIGURES_GZIP_LEVEL, FIGURES_ZSTD_LEVEL, CompressedSizes
+from .sparse import encode_like, to_dense
 
 # op -> (weight input position, output-channel axis of the weight as TFLite stores it)
 WEIGHT_OPERANDS: dict[str, tuple[int, int | None]] = {
@@ -159,3 +162,111 @@ def branch_readers(model: Model, op: Operator, position: int) -> list[tuple[Subg
             passed_on = caller.name == "WHILE" and field == "bodySubgraphIndex"
             out.extend((sg, None, k) for k, o in enumerate(sg.outputs) if o == t and not (passed_on and k == arg))
     return out
+
+
+# -- weights as prune, cluster and sparsify edit them -----------------------------------------
+# The ops whose weights prune / cluster / sparsify edit unless told otherwise.
+DEFAULT_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D", "BATCH_MATMUL"]
+class WeightSlot:
+    """One stored weight constant: its dense stored values, float view, zero and write-back.
+
+    Editing happens in the stored domain (float32, float16, or integers with their
+    quantization kept), so the graph around the constant (DEQUANTIZE, DENSIFY) stays valid.
+    """
+
+    def __init__(self, ref: WeightRef, subgraph_index: int):
+        self.ref = ref
+        self.tensor = ref.tensor
+        self.key = f"{subgraph_index}/{self.tensor.name}"
+        self.skip: str | None = None
+        t = self.tensor
+        dt = t.dtype
+        if dt is None or dt.kind not in "fiu":
+            self.skip = f"{t.type_name} weights are not supported"
+        elif dt.kind in "iu" and not t.is_quantized:
+            self.skip = "integer weights without quantization parameters"
+        self._stored = None
+
+    @property
+    def name(self) -> str:
+        return self.tensor.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.tensor.shape
+
+    @property
+    def axis(self) -> int | None:
+        return self.ref.axis
+
+    @property
+    def stored(self) -> np.ndarray:
+        if self._stored is None:
+            self._stored = to_dense(self.tensor)
+        return self._stored
+
+    def floats(self) -> np.ndarray:
+        return float_values(self.tensor)
+
+    def zero_stored(self) -> np.ndarray:
+        """The stored value meaning 0.0: 0 for floats, the zero point (per channel) for ints."""
+        q = self.tensor.quantization
+        if self.stored.dtype.kind == "f" or q is None or q.zero_point.size == 0:
+            return np.zeros((), self.stored.dtype)
+        zp = q.zero_point.astype(self.stored.dtype)
+        if zp.size == 1:
+            return zp.reshape(())
+        shape = [1] * self.stored.ndim
+        shape[q.axis] = -1
+        return zp.reshape(shape)
+
+    def zero_mask(self) -> np.ndarray:
+        return np.broadcast_to(self.stored == self.zero_stored(), self.shape).copy()
+
+    def write(self, dense: np.ndarray) -> None:
+        t = self.tensor
+        dense = np.ascontiguousarray(dense, dtype=self.stored.dtype).reshape(self.shape)
+        if t.sparsity is not None:
+            values, params = encode_like(dense, t.sparsity)
+            t.raw.sparsity = params
+            t.set_data(values, t.type)
+        else:
+            t.set_data(dense, t.type)
+        self._stored = dense
+
+    def stored_bytes(self) -> bytes:
+        t = self.tensor
+        raw = bytes(t.buffer.memoryview())
+        if t.sparsity is None:
+            return raw
+        idx = b"".join(np.asarray(v.values).tobytes() for d in t.sparsity.dimMetadata or []
+                       for v in (d.arraySegments, d.arrayIndices) if v is not None and v.values is not None)
+        return raw + idx
+
+    def distinct_per_channel(self) -> int | None:
+        if self.axis is None or self.stored.ndim < 2:
+            return None
+        return max_distinct_along(self.stored, self.axis)
+
+    def figures(self, sizes: bool = True) -> dict:
+        """Sparsity, distinct values, bits per weight and stored size (raw, gzip, zstd)."""
+        data = self.stored_bytes()
+        n = max(int(np.prod(self.shape)), 1)
+        zeros = int(self.zero_mask().sum())
+        out = {"name": self.name, "op": self.ref.op.name, "shape": list(self.shape), "dtype": self.tensor.type_name,
+               "sparse_storage": self.tensor.sparsity is not None, "elements": n, "zeros": zeros,
+               "sparsity": round(zeros / n, 6), "distinct": distinct_count(self.stored),
+               "distinct_per_channel": self.distinct_per_channel(), "bytes": len(data),
+               "bits_per_weight": round(len(data) * 8 / n, 4)}
+        if sizes:
+            sink = CompressedSizes(FIGURES_GZIP_LEVEL, FIGURES_ZSTD_LEVEL, size=len(data))
+            sink.write(data)
+            r = sink.result()
+            out["gzip"], out["zstd"] = r["gzip_bytes"], r["zstd_bytes"]
+        return out
+
+
+def weight_slots(model, *, ops, include=None, exclude=None, min_elements=0) -> list[WeightSlot]:
+    refs = find_weights(model, ops=ops, name_regex=include, exclude_regex=exclude, min_elements=min_elements)
+    index = {id(sg): i for i, sg in enumerate(model.subgraphs)}
+    return [WeightSlot(r, index[id(r.subgraph)]) for r in refs]

@@ -104,7 +104,7 @@ def gptq_weights(model, calibration, ops, *, per_channel: bool = True, axes: dic
     """GPTQ int8 weights for the weighted float ops ``ops`` of ``model`` (not modified):
     {id(op): (int8 array in the TFLite layout, scale [channels or 1], axis or None)}.
     ``skip``: slot keys to leave to round-to-nearest (e.g. clustered weights)."""
-    from tflopt.passes.prune import weight_slots
+    from tflopt.weights import weight_slots
     from tflopt.quantization import symmetric_scale
     from .gptq import gptq_layer
     config = _config(config, bias_correction=False)

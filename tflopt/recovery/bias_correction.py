@@ -73,7 +73,7 @@ def correct_biases(model, reference, calibration, *, samples: int = 0, waves: in
     correction sees the corrections before it. Returns (per-layer rows, warnings)."""
     import time
 
-    from tflopt.passes.prune import DEFAULT_OPS, weight_slots
+    from tflopt.weights import DEFAULT_OPS, weight_slots
 
     from .engine import _samples, _waves
     from .stats import cut_custom_ops, gather, layer_spec

@@ -90,7 +90,7 @@ def _waves(specs: list[LayerSpec], waves: int) -> list[list[int]]:
 
 def run(model, calibration, slots, solver: Solver, config: RecoveryConfig, *, to_storage=None,
         progress=None) -> Outcome:
-    from tflopt.passes.prune import weight_slots
+    from tflopt.weights import weight_slots
     out = Outcome()
     work = model.clone()
     index = {id(sg): i for i, sg in enumerate(model.subgraphs)}

@@ -41,7 +41,7 @@ MAX_COLUMNS = 4096
 class LayerSpec:
     """How one weight slot maps to a matrix product, and where its input comes from."""
 
-    slot: object                     # passes.prune.WeightSlot
+    slot: object                     # tflopt.weights.WeightSlot
     kind: str                        # conv | depthwise | fc | tconv | bmm
     input_index: int                 # activation tensor read by the op
     output_index: int
