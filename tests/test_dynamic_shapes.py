@@ -114,3 +114,23 @@ def test_round_trip_is_faithful_at_the_data_size(tmp_path):
         a = runtime.invoke(runtime.interpreter(MODEL, xnnpack=xnnpack, input_shapes=[x.shape]), [x])
         b = runtime.invoke(runtime.interpreter(out, xnnpack=xnnpack, input_shapes=[x.shape]), [x])
         assert np.array_equal(a[0], b[0])
+
+
+def test_check_probes_at_the_given_input_shape(tmp_path, capsys):
+    """At its stored placeholder shape [1, 1] the model does not run (XNNPACK cannot prepare
+    it); ``--check`` must probe the shape the user gave, as calibration and evaluation do."""
+    out = tmp_path / "o.tflite"
+    args = ["optimize", str(MODEL), "-o", str(out), "-p", "quantize(mode=float16)", "--check"]
+    assert cli_main(args) == 0
+    assert "fails at invoke as the input does" in capsys.readouterr().out
+    assert cli_main(args + ["--input-shape", f"{NAME}=1,1760"]) == 0
+    assert "check: the output loads, allocates and runs" in capsys.readouterr().out
+    x = np.random.default_rng(0).standard_normal((1, 1760)).astype(np.float32)
+    ref = runtime.interpreter(MODEL, input_shapes=[x.shape])
+    got = runtime.interpreter(out, input_shapes=[x.shape])
+    for it in (ref, got):
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+    a = ref.get_tensor(ref.get_output_details()[0]["index"])
+    b = got.get_tensor(got.get_output_details()[0]["index"])
+    assert np.allclose(a, b, rtol=1e-2, atol=1e-2 * np.abs(a).max())

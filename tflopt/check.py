@@ -21,10 +21,12 @@ STAGES = ("load", "allocate", "invoke")
 TIMEOUT = 600  # seconds for one child: a large model's first invoke on a slow machine
 
 
-def probe(path) -> dict:
+def probe(path, input_shapes=None) -> dict:
     """Run ``path`` in a child interpreter: {"ok": bool, "stage": the stage reached or failed
-    at, "error": one line or None}. Never raises for what the model does to the runtime."""
-    cmd = [sys.executable, "-m", "tflopt.check", str(path)]
+    at, "error": one line or None}. Never raises for what the model does to the runtime.
+    ``input_shapes`` (as ``optimize --input-shape`` gives them) sizes dynamic inputs before
+    allocation, as every other run of the model does: a placeholder shape may not prepare."""
+    cmd = [sys.executable, "-m", "tflopt.check", str(path), json.dumps(input_shapes or {})]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env)
@@ -46,17 +48,17 @@ def _reached(result: dict) -> int:
     return len(STAGES) if result["ok"] else STAGES.index(result["stage"])
 
 
-def interpreter_check(input_path, output_name):
+def interpreter_check(input_path, output_name, input_shapes=None):
     """A ``check(temp_path)`` for ``io.save``: the written file must get as far in the
     interpreter as the input does. Returns the callable and a list it appends notes to."""
     notes: list[str] = []
 
     def check(tmp):
-        out = probe(tmp)
+        out = probe(tmp, input_shapes)
         if out["ok"]:
             notes.append("check: the output loads, allocates and runs in the interpreter")
             return
-        inp = probe(input_path) if input_path is not None else {"ok": True, "stage": "invoke"}
+        inp = probe(input_path, input_shapes) if input_path is not None else {"ok": True, "stage": "invoke"}
         if _reached(out) >= _reached(inp):
             notes.append(f"check: the output fails at {out['stage']} as the input does ({out['error']})")
             return
@@ -66,16 +68,16 @@ def interpreter_check(input_path, output_name):
     return check, notes
 
 
-def save_checked(model, path, *, layout: str = "auto", input_path=None) -> list[str]:
+def save_checked(model, path, *, layout: str = "auto", input_path=None, input_shapes=None) -> list[str]:
     """Write ``model`` to ``path`` atomically only if the interpreter runs it (see module
     doc); returns the check's notes for the report."""
     from .io import save
-    check, notes = interpreter_check(input_path, path)
+    check, notes = interpreter_check(input_path, path, input_shapes)
     save(model, path, layout=layout, check=check)
     return notes
 
 
-def _child(path: str) -> int:
+def _child(path: str, shapes: dict) -> int:
     """The child side of ``probe``: print one JSON line per stage reached."""
     import numpy as np
 
@@ -86,6 +88,9 @@ def _child(path: str) -> int:
         print(json.dumps({"ok": False, "stage": stage, "error": None}), flush=True)
         interp = Interpreter(model_path=path, num_threads=1)
         stage = "allocate"
+        for d in interp.get_input_details():
+            if d["name"] in shapes and list(shapes[d["name"]]) != list(d["shape"]):
+                interp.resize_tensor_input(d["index"], [int(x) for x in shapes[d["name"]]])
         print(json.dumps({"ok": False, "stage": stage, "error": None}), flush=True)
         interp.allocate_tensors()
         stage = "invoke"
@@ -102,4 +107,4 @@ def _child(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))
+    sys.exit(_child(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}))

@@ -234,7 +234,7 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
     checks: list[str] = []
     if check:
         from .check import save_checked
-        checks = save_checked(m, output, layout=layout, input_path=model)
+        checks = save_checked(m, output, layout=layout, input_path=model, input_shapes=input_shapes)
     else:
         m.save(output, layout=layout)
     out = {"input": str(model), "output": str(output), "pipeline": ",".join(p.spec() for p in passes),
