@@ -10,9 +10,10 @@ range sqrt(r1_c r2_c), so per-tensor and per-channel grids waste less of their l
 are swept until the scales settle.
 
 Weights stored float16 behind DEQUANTIZE are rescaled in float64 and stored back float16 (same
-layout). ``rounding=auto`` rounds the scales of such pairs to powers of two, so the rescaled
-float16 weights are exact and the float outputs stay the same; ``exact`` uses the exact scales
-(outputs then differ by float16 rounding of the rescaled weights). ``relu6=clamp`` also takes
+layout). ``rounding=auto`` rounds the scales of such pairs to powers of two that keep every
+rescaled float16 value normal and finite, so it is exact and the float outputs stay the same;
+``pow2`` drops that bound (values pushed into float16's subnormals lose low bits); ``exact``
+uses the exact scales (outputs then differ by float16 rounding of the rescaled weights). ``relu6=clamp`` also takes
 pairs behind a fused RELU6 / RELU_N1_TO_1, which then becomes a per-channel MINIMUM
 (tflopt/equalization/clamp.py): one more op per pair. ``absorb`` (with --calibration) moves
 each channel's calibration minimum above 0 from the first op's bias to the second's
@@ -40,7 +41,8 @@ from tflopt.quantization import float16_loss
 class EqualizeOptions:
     sweeps: int = 8           # passes over the chains (stops early once scales are ~1)
     min_range: float = 1e-8   # channels below this range in either op keep scale 1
-    # auto: powers of two where weights are float16 (exact in float16), else exact scales
+    # auto: where weights are float16, powers of two that keep them exact (normal, finite);
+    # else exact scales | pow2: powers of two everywhere (float16 subnormals may round)
     rounding: Literal["auto", "exact", "pow2"] = "auto"
     # keep: leave pairs behind a fused RELU6 | clamp: rescale them, RELU6 -> per-channel MINIMUM
     relu6: Literal["keep", "clamp"] = searchable("keep", ["keep", "clamp"])
@@ -66,6 +68,38 @@ def _spread(w: np.ndarray, axis: int) -> float:
     return float(np.max(r) / max(float(np.min(r)), 1e-12))
 
 
+# float16's smallest normal and largest finite value: a power-of-two scale is exact on a float16
+# only while the result stays between them (subnormals drop low bits).
+F16_NORMAL, F16_MAX = 2.0 ** -14, 65504.0
+
+
+def _channel_min_nonzero(v: np.ndarray, axis: int) -> np.ndarray:
+    a = np.abs(v)
+    return np.min(np.where(a > 0, a, np.inf), axis=tuple(i for i in range(v.ndim) if i != axis))
+
+
+def _exact_float16(s: np.ndarray, p: Pair, values: dict) -> np.ndarray:
+    """The power-of-two scales nearest ``s`` that keep every float16 value of the pair exact:
+    the first op's channel (divided by s) and the second's (multiplied) stay normal and finite;
+    a channel already subnormal may only grow. s = 1 always qualifies."""
+    lo, hi = np.zeros_like(s), np.full_like(s, np.inf)
+    divided = [(p.w1, OUT_AXIS[p.first.name])] + ([(p.b1, 0)] if p.b1 is not None else [])
+    for slot, axis in divided:
+        if slot.half:
+            v = values[slot.tensor.index]
+            small = _channel_min_nonzero(v, axis)
+            hi = np.minimum(hi, np.where(small >= F16_NORMAL, small / F16_NORMAL, 1.0))
+            lo = np.maximum(lo, _channel_max(v, axis) / F16_MAX)
+    if p.w2.half:
+        v = values[p.w2.tensor.index]
+        small = _channel_min_nonzero(v, IN_AXIS[p.second.name])
+        lo = np.maximum(lo, np.where(small >= F16_NORMAL, F16_NORMAL / small, 1.0))
+        hi = np.minimum(hi, F16_MAX / np.maximum(_channel_max(v, IN_AXIS[p.second.name]), 1e-300))
+    e = np.round(np.log2(s))
+    e = np.clip(e, np.ceil(np.log2(np.maximum(lo, 1e-300))), np.floor(np.log2(hi)))
+    return np.exp2(e)
+
+
 def rescale(pairs: list[Pair], options: EqualizeOptions) -> tuple[dict[int, np.ndarray], int]:
     """Sweep the pairs until the scales settle; returns ({tensor index: new values}, sweeps)
     and leaves each pair's total scale in ``pair.scale``."""
@@ -82,8 +116,9 @@ def rescale(pairs: list[Pair], options: EqualizeOptions) -> tuple[dict[int, np.n
             r1, r2 = _channel_max(w1, a1), _channel_max(w2, a2)
             ok = (r1 > options.min_range) & (r2 > options.min_range)
             s = np.where(ok, np.sqrt(np.where(ok, r1 * r2, 1.0)) / np.where(ok, r2, 1.0), 1.0)
-            if options.rounding == "pow2" or options.rounding == "auto" and p.half:
-                # Multiplying a float16 by a power of two is exact (short of its range's ends).
+            if p.half and options.rounding == "auto":
+                s = _exact_float16(s, p, values)
+            elif options.rounding == "pow2":
                 s = np.exp2(np.round(np.log2(s)))
             values[p.w1.tensor.index] = w1 / s.reshape(_bshape(w1.ndim, a1))
             if p.b1 is not None:

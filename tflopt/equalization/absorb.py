@@ -3,9 +3,10 @@
 Where the first op's pre-activation channel c is h_c >= b_c > 0 on every calibration sample and
 the activation is the identity above 0 (RELU, PRELU), relu(h) = relu(h - b) + b there, so b can
 leave the first op's bias and reach the second's as W2 b: the tensor between them loses the
-offset its int8 range carried. The shift is exact only where the second op sees b at every tap,
-so pairs with padding (SAME with a kernel over 1x1, or a PAD between) are left; on samples where
-h_c falls below b_c (never on the calibration data) the result differs.
+offset its int8 range carried; on samples where h_c falls below b_c (never on the calibration
+data) the result differs. With no activation between, any shift is exact on all data, and each
+channel is centred on its calibration range. The shift is exact only where the second op sees
+it at every tap, so pairs with padding (SAME with a kernel over 1x1, or a PAD between) are left.
 """
 from __future__ import annotations
 
@@ -16,23 +17,26 @@ import numpy as np
 from .pairs import IN_AXIS, RELU, Operands, Pair, activation
 
 
-def _activation_input(p: Pair) -> int | None:
-    """The tensor holding the activation's input of the pair's channels (what must stay >= b),
-    or None when the pair is not one absorption is exact for."""
-    if any(o.name in ("PAD", "MIRROR_PAD") for o in p.path) or p.clamp is not None:
-        return None
+def _shift_kind(p: Pair) -> tuple[str | None, str]:
+    """("relu" | "linear", "") when a per-channel shift can move between the pair's biases,
+    else (None, why not)."""
+    if any(o.name in ("PAD", "MIRROR_PAD") for o in p.path):
+        return None, "PAD between (pads zeros, not the shift)"
+    if p.clamp is not None:
+        return None, "clamped pair (relu6=clamp)"
     k = p.second.subgraph.tensors[p.second.inputs[1]].shape
     if int(getattr(p.second.options, "padding", 0) or 0) == 0 and (k[1], k[2]) != (1, 1):
-        return None  # SAME padding: border taps read zeros, not b
-    if activation(p.first) == RELU:
-        return p.first.outputs[0]  # relu(h) >= b > 0 means h >= b
-    if p.path and p.path[0].name in ("RELU", "PRELU") and activation(p.first) == 0:
-        return p.first.outputs[0]
-    return None
+        return None, "second op pads its input (SAME, kernel over 1x1): border taps read zeros"
+    if activation(p.first) == RELU and all(o.name == "MAX_POOL_2D" for o in p.path) or \
+            activation(p.first) == 0 and p.path and p.path[0].name in ("RELU", "PRELU"):
+        return "relu", ""
+    if activation(p.first) == 0 and not p.path:
+        return "linear", ""
+    return None, "activation between is not RELU / PRELU / none"
 
 
-def channel_minima(model, data, tensors: list[int]) -> dict[int, np.ndarray]:
-    """Per-channel (last axis) minimum of each tensor over the calibration samples."""
+def channel_ranges(model, data, tensors: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per-channel (last axis) minimum and maximum of each tensor over the calibration samples."""
     from tflopt.calibration import calibration_model
     from tflopt.observe import Observer, peek
     first, samples = peek(data)
@@ -41,16 +45,17 @@ def channel_minima(model, data, tensors: list[int]) -> dict[int, np.ndarray]:
     shapes = [np.shape(x) for x in first]
     cal, _ = calibration_model(model, shapes)
     observer = Observer(cal, tensors, input_shapes=shapes, owned=cal is not model)
-    lows: dict[int, np.ndarray] = {}
+    ranges: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def consume(values):
         for t, v in values.items():
-            m = np.min(v.reshape(-1, v.shape[-1]), axis=0).astype(np.float64)
-            lows[t] = m if t not in lows else np.minimum(lows[t], m)
+            flat = v.reshape(-1, v.shape[-1])
+            lo, hi = np.min(flat, axis=0).astype(np.float64), np.max(flat, axis=0).astype(np.float64)
+            ranges[t] = (lo, hi) if t not in ranges else (np.minimum(ranges[t][0], lo), np.maximum(ranges[t][1], hi))
 
     for sample in samples:
         observer.run(sample, consume)
-    return lows
+    return ranges
 
 
 def absorb(model, pairs: list[Pair], data) -> tuple[int, Counter]:
@@ -59,21 +64,28 @@ def absorb(model, pairs: list[Pair], data) -> tuple[int, Counter]:
     left: Counter = Counter()
     todo = []
     for p in pairs:
-        t = _activation_input(p)
-        if t is None:
-            left["padding, PAD, clamp or activation not RELU / PRELU: not exact"] += 1
+        kind, why = _shift_kind(p)
+        if kind is None:
+            left[why] += 1
         elif len(p.second.inputs) < 3 or p.second.inputs[2] < 0 or p.b1 is None:
             left["an op without bias"] += 1
         else:
-            todo.append((p, t))
+            todo.append((p, kind, p.first.outputs[0]))
     if not todo:
         return 0, left
-    lows = channel_minima(model, data, [t for _, t in todo])
+    ranges = channel_ranges(model, data, [t for _, _, t in todo])
     ops = Operands(sg)
     absorbed = 0
-    for p, t in todo:
-        b = np.maximum(lows.get(t, np.zeros(1)), 0.0)
-        if t not in lows or not np.any(b > 0):
+    for p, kind, t in todo:
+        if t not in ranges:
+            left["not reached by the calibration run"] += 1
+            continue
+        lo, hi = ranges[t]
+        # RELU: the part every sample keeps above 0 (relu(h) = relu(h - b) + b for h >= b >= 0).
+        # No activation: the shift is exact for any b; centring each channel narrows the
+        # tensor's one int8 range to the widest channel's.
+        b = np.maximum(lo, 0.0) if kind == "relu" else (lo + hi) / 2
+        if not np.any(b != 0):
             left["no channel stays above 0 on the calibration data"] += 1
             continue
         w2 = p.w2.values()
@@ -88,5 +100,5 @@ def absorb(model, pairs: list[Pair], data) -> tuple[int, Counter]:
         b2 = ops.private(p.second, 2)
         b2.store(b2.values() + delta)
         p.b1.store(p.b1.values() - b)
-        absorbed += int(np.count_nonzero(b > 0))
+        absorbed += int(np.count_nonzero(b))
     return absorbed, left
