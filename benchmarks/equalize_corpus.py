@@ -1,7 +1,7 @@
 """Cross-layer equalization on the mediapipe corpus: pairs taken and left, the float change, and
 int8 fidelity with and without it.
 
-    python benchmarks/equalize_corpus.py [--variants eq,absorb,clamp] [--calib N] [NAME ...]
+    python benchmarks/equalize_corpus.py [--variants eq,linear,relu,clamp,pow2] [-v] [--calib N] [NAME ...]
 
 Data as benchmarks/fidelity_full_integer.py (whose helpers this reuses): the calibration photos
 calibrate both ``quantize(mode=int8)`` and bias absorption, the evaluation photos measure. Per
@@ -9,10 +9,12 @@ model: pairs equalized and conv / depthwise ops left (by reason, with -v), RELU6
 channels absorbed, the equalized float model's largest output change on the evaluation photos
 (max |a - b| / max |a| over outputs), then the min output cosine of plain int8 and of int8
 after each variant:
-    eq      equalize(absorb=false)            (data-free)
-    absorb  equalize                           (with bias absorption from the calibration photos)
-    clamp   equalize(relu6=clamp,absorb=false) (pairs behind RELU6 too, via per-channel MINIMUM)
-    pow2    equalize(rounding=pow2,absorb=false) (float16 scales not bounded to stay exact)
+    eq      equalize(absorb=off)              (data-free)
+    linear  equalize(absorb=linear)           (the default: + centring pairs with no activation)
+    relu    equalize(absorb=relu)             (+ RELU / PRELU channels' calibration minimum)
+    clamp   equalize(relu6=clamp,absorb=off)  (pairs behind RELU6 too, via per-channel MINIMUM)
+    pow2    equalize(rounding=pow2,absorb=off) (float16 scales not bounded to stay exact)
+The float change column is that of the first variant; with -v also that of every variant.
 """
 from __future__ import annotations
 
@@ -36,8 +38,8 @@ from tflopt.evaluation.metrics import fidelity  # noqa: E402
 from tflopt.io import load  # noqa: E402
 from tflopt.pipeline import PassContext, run_pipeline  # noqa: E402
 
-VARIANTS = {"eq": "equalize(absorb=false)", "absorb": "equalize", "clamp": "equalize(relu6=clamp,absorb=false)",
-            "pow2": "equalize(rounding=pow2,absorb=false)"}
+VARIANTS = {"eq": "equalize(absorb=off)", "linear": "equalize(absorb=linear)", "relu": "equalize(absorb=relu)",
+            "clamp": "equalize(relu6=clamp,absorb=off)", "pow2": "equalize(rounding=pow2,absorb=off)"}
 
 
 def _outputs(model, tests) -> list[np.ndarray]:
@@ -70,13 +72,13 @@ def _float_change(path, model, tests) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*", help="only models whose file name contains one of these")
-    ap.add_argument("--variants", default="eq,absorb,clamp")
+    ap.add_argument("--variants", default="eq,linear,relu,clamp")
     ap.add_argument("--calib", type=int, default=0, help="calibration photos (default all 16)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print why ops were left")
     args = ap.parse_args()
     variants = args.variants.split(",")
     print("calibration photos calibrate int8 and absorption; figures on the evaluation photos")
-    print(f"{'model':34s} {'pairs':>5s} {'left':>4s} {'clamp':>5s} {'absorb':>6s} {'float d':>8s} {'int8':>7s} "
+    print(f"{'model':34s} {'pairs':>5s} {'left':>4s} {'clamp':>5s} {'absorbed':>9s} {'float d':>8s} {'int8':>7s} "
           + " ".join(f"{v:>7s}" for v in variants) + f" {'sec':>5s}")
     for path in corpus():
         if args.names and not any(n in path.name for n in args.names):
@@ -99,14 +101,16 @@ def main() -> None:
                     row["float"] = _float_change(path, m, tests)
                 if v == "clamp":
                     row["clamp"] = st["clamp_ops_added"]
-                if v == "absorb":
-                    row["absorb"] = st["bias_absorption"]["channels"]
+                if v in ("linear", "relu"):
+                    row["absorb"] = "/".join(filter(None, [row.get("absorb"), str(st["bias_absorption"]["channels"])]))
+                row.setdefault("changes", {})[v] = _float_change(path, m, tests)
                 run_pipeline(m, "quantize(mode=int8)", PassContext(calibration=from_iterable(calib, m)), measure=False)
             cos[v] = _min_cosine(path, m, tests)
         print(f"{path.stem:34s} {row['pairs']:5d} {row['left']:4d} {str(row.get('clamp', '-')):>5s} "
-              f"{str(row.get('absorb', '-')):>6s} {row['float']:8.1e} {cos['int8']:>7s} "
+              f"{str(row.get('absorb', '-')):>9s} {row['float']:8.1e} {cos['int8']:>7s} "
               + " ".join(f"{cos[v]:>7s}" for v in variants) + f" {time.perf_counter() - t0:5.0f}", flush=True)
         if args.verbose:
+            print("    float change: " + ", ".join(f"{v} {d:.1e}" for v, d in row["changes"].items()))
             for why, n in sorted(row["skipped"].items(), key=lambda kv: -kv[1]):
                 print(f"    left {n:3d}: {why}")
 

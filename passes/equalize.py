@@ -15,9 +15,11 @@ rescaled float16 value normal and finite, so it is exact and the float outputs s
 ``pow2`` drops that bound (values pushed into float16's subnormals lose low bits); ``exact``
 uses the exact scales (outputs then differ by float16 rounding of the rescaled weights). ``relu6=clamp`` also takes
 pairs behind a fused RELU6 / RELU_N1_TO_1, which then becomes a per-channel MINIMUM
-(tflopt/equalization/clamp.py): one more op per pair. ``absorb`` (with --calibration) moves
-each channel's calibration minimum above 0 from the first op's bias to the second's
-(tflopt/equalization/absorb.py).
+(tflopt/equalization/clamp.py): one more op per pair. ``absorb`` (with --calibration) moves a
+per-channel shift from the first op's bias to the second's (tflopt/equalization/absorb.py):
+``linear`` centres the channels of pairs with no activation between (exact on any data),
+``relu`` also moves the calibration minimum above 0 of RELU / PRELU channels (exact on the
+calibration data only: a channel may dip lower on other data).
 
 Left alone and counted in the report: pairs through anything else (ADD, HARD_SWISH, LOGISTIC,
 fan-out...), integer or sparse weights, shared weights, depth multipliers.
@@ -46,7 +48,10 @@ class EqualizeOptions:
     rounding: Literal["auto", "exact", "pow2"] = "auto"
     # keep: leave pairs behind a fused RELU6 | clamp: rescale them, RELU6 -> per-channel MINIMUM
     relu6: Literal["keep", "clamp"] = searchable("keep", ["keep", "clamp"])
-    absorb: bool = searchable(True, [True, False])  # bias absorption (needs --calibration)
+    # bias absorption (needs --calibration): linear: pairs with no activation between, centred
+    # per channel (exact on all data) | relu: also RELU / PRELU pairs, the channels' calibration
+    # minimum above 0 (exact on the calibration data only) | off
+    absorb: Literal["linear", "relu", "off"] = searchable("linear", ["linear", "relu", "off"])
 
     def validate(self) -> None:
         if self.sweeps < 1:
@@ -152,14 +157,16 @@ def equalize(model, options: EqualizeOptions, calibration=None) -> PassResult:
              "float16_pairs": sum(p.half for p in pairs), "clamp_ops_added": clamp_ops,
              "median_channel_range_ratio": {"before": float(np.median(before)) if before else None,
                                             "after": float(np.median(after)) if after else None}}
-    if not options.absorb:
+    if options.absorb == "off":
         stats["bias_absorption"] = "off"
     elif calibration is None:
         stats["bias_absorption"] = "skipped: no calibration data (it needs the channels' minima)"
         warnings.append("equalize: bias absorption skipped: no --calibration given")
     else:
-        channels, left = absorb(model, pairs, calibration)
-        stats["bias_absorption"] = {"channels": channels, "pairs_left": dict(left)}
+        channels, widened, left = absorb(model, pairs, calibration, relu=options.absorb == "relu")
+        stats["bias_absorption"] = {"channels": channels, "float16_biases_widened": widened, "pairs_left": dict(left)}
+        if widened:
+            model.remove_unused()  # the float16 constants the widened biases no longer read
     changed = bool(pairs) and (any(np.any(p.scale != 1) for p in pairs) or clamp_ops > 0) or \
         isinstance(stats["bias_absorption"], dict) and stats["bias_absorption"]["channels"] > 0
     return PassResult(changed, stats, warnings)

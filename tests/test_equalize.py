@@ -119,7 +119,8 @@ def test_chain_every_path_float_kept_and_bias_absorbed():
     below on others). The int8 model runs and is closer to float than without."""
     cal, test = _chain_samples("x_calib"), _chain_samples("x_test")
     m = tflopt.load(CHAIN)
-    rep = run_pipeline(m, "equalize(relu6=clamp)", PassContext(calibration=load_calibration(f"{CHAIN_DATA}:x_calib", m)))
+    rep = run_pipeline(m, "equalize(relu6=clamp,absorb=relu)",
+                       PassContext(calibration=load_calibration(f"{CHAIN_DATA}:x_calib", m)))
     st = rep.passes[-1].stats
     assert st["pairs"] == 4 and st["clamp_ops_added"] == 1
     assert st["skipped"] == {"output is a graph output": 1}
@@ -128,7 +129,7 @@ def test_chain_every_path_float_kept_and_bias_absorbed():
     assert [op.name for op in m.main.operators].count("MINIMUM") == 1
     assert _worst(CHAIN.read_bytes(), m.to_bytes(), cal) < 1e-5
     free = tflopt.load(CHAIN)
-    run_pipeline(free, "equalize(relu6=clamp,absorb=false)", PassContext())
+    run_pipeline(free, "equalize(relu6=clamp,absorb=off)", PassContext())
     assert _worst(CHAIN.read_bytes(), free.to_bytes(), cal + test) < 1e-5
     cos = {}
     for spec in ("", "equalize(relu6=clamp),"):
@@ -139,13 +140,25 @@ def test_chain_every_path_float_kept_and_bias_absorbed():
     assert cos["equalize(relu6=clamp),"] > cos[""]
 
 
-def test_chain_float16_exact():
+def test_chain_float16_exact_and_linear_absorption_widens_biases():
+    """float16 chain: equalization alone is bit-exact; absorb=linear (the default with
+    calibration) centres the depthwise/conv pair, exact on any data, its two shifted biases
+    widened to float32 (a shifted float16 bias would round)."""
     m = tflopt.load(CHAIN)
     run_pipeline(m, "quantize(mode=float16)", PassContext())
     ref = m.to_bytes()
-    rep = run_pipeline(m, "equalize(relu6=clamp,absorb=false)", PassContext())
+    rep = run_pipeline(m, "equalize(relu6=clamp,absorb=off)", PassContext())
     assert rep.passes[-1].stats["float16_pairs"] == 4
-    assert _worst(ref, m.to_bytes(), _chain_samples("x_test")) == 0.0
+    test = _chain_samples("x_test")
+    assert _worst(ref, m.to_bytes(), test) == 0.0
+    m = tflopt.load(ref)
+    rep = run_pipeline(m, "equalize", PassContext(calibration=load_calibration(f"{CHAIN_DATA}:x_calib", m)))
+    ab = rep.passes[-1].stats["bias_absorption"]
+    assert ab["channels"] == 12 and ab["float16_biases_widened"] == 2
+    assert ab["pairs_left"]["RELU pair (absorb=relu takes it: exact on the calibration data only)"] == 2
+    assert _worst(ref, m.to_bytes(), test) < 1e-5
+    deq = [op.name for op in tflopt.load(ref).main.operators].count("DEQUANTIZE")
+    assert [op.name for op in m.main.operators].count("DEQUANTIZE") == deq - 2
 
 
 @pytest.mark.real

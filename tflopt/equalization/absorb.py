@@ -4,7 +4,8 @@ Where the first op's pre-activation channel c is h_c >= b_c > 0 on every calibra
 the activation is the identity above 0 (RELU, PRELU), relu(h) = relu(h - b) + b there, so b can
 leave the first op's bias and reach the second's as W2 b: the tensor between them loses the
 offset its int8 range carried; on samples where h_c falls below b_c (never on the calibration
-data) the result differs. With no activation between, any shift is exact on all data, and each
+data) the result differs. Shifted float16 biases would not round-trip float16, so they become
+float32 constants (2 more bytes a channel). With no activation between, any shift is exact on all data, and each
 channel is centred on its calibration range. The shift is exact only where the second op sees
 it at every tap, so pairs with padding (SAME with a kernel over 1x1, or a PAD between) are left.
 """
@@ -14,7 +15,9 @@ from collections import Counter
 
 import numpy as np
 
-from .pairs import IN_AXIS, RELU, Operands, Pair, activation
+from tflopt.schema import TensorType
+
+from .pairs import IN_AXIS, RELU, Operands, Pair, Slot, activation
 
 
 def _shift_kind(p: Pair) -> tuple[str | None, str]:
@@ -58,24 +61,39 @@ def channel_ranges(model, data, tensors: list[int]) -> dict[int, tuple[np.ndarra
     return ranges
 
 
-def absorb(model, pairs: list[Pair], data) -> tuple[int, Counter]:
-    """Absorb what the calibration data allows; returns (channels absorbed, pairs left by why)."""
+def _bias32(sg, op, pos: int) -> Slot:
+    """The op's bias as a private float32 constant: a float16 one behind DEQUANTIZE is widened
+    in place (its DEQUANTIZE goes), since the shifted biases would not round-trip float16."""
+    slot = Operands(sg).private(op, pos)  # fresh: earlier pairs inserted and removed ops
+    if not slot.half:
+        return slot
+    out = sg.tensors[op.inputs[pos]]
+    deq = sg.producer(out.index)
+    out.set_data(slot.values().astype(np.float32), TensorType.FLOAT32)
+    sg.remove_operator(deq)
+    return Slot(out)
+
+
+def absorb(model, pairs: list[Pair], data, *, relu: bool) -> tuple[int, int, Counter]:
+    """Absorb what the calibration data allows (RELU pairs only with ``relu``); returns
+    (channels absorbed, float16 biases widened to float32, pairs left by why)."""
     sg = model.main
     left: Counter = Counter()
     todo = []
     for p in pairs:
         kind, why = _shift_kind(p)
-        if kind is None:
+        if kind == "relu" and not relu:
+            left["RELU pair (absorb=relu takes it: exact on the calibration data only)"] += 1
+        elif kind is None:
             left[why] += 1
         elif len(p.second.inputs) < 3 or p.second.inputs[2] < 0 or p.b1 is None:
             left["an op without bias"] += 1
         else:
             todo.append((p, kind, p.first.outputs[0]))
     if not todo:
-        return 0, left
+        return 0, 0, left
     ranges = channel_ranges(model, data, [t for _, _, t in todo])
-    ops = Operands(sg)
-    absorbed = 0
+    absorbed = widened = 0
     for p, kind, t in todo:
         if t not in ranges:
             left["not reached by the calibration run"] += 1
@@ -97,8 +115,9 @@ def absorb(model, pairs: list[Pair], data) -> tuple[int, Counter]:
             delta = shift.sum(axis=(1, 2, 3))
         else:
             delta = shift.sum(axis=(0, 1, 2))
-        b2 = ops.private(p.second, 2)
-        b2.store(b2.values() + delta)
-        p.b1.store(p.b1.values() - b)
+        for op, change in ((p.second, delta), (p.first, -b)):
+            widened += Operands(sg).resolve(op, 2)[0].type == TensorType.FLOAT16
+            slot = _bias32(sg, op, 2)
+            slot.store(slot.values() + change)
         absorbed += int(np.count_nonzero(b))
-    return absorbed, left
+    return absorbed, widened, left
