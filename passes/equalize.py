@@ -48,10 +48,11 @@ class EqualizeOptions:
     rounding: Literal["auto", "exact", "pow2"] = "auto"
     # keep: leave pairs behind a fused RELU6 | clamp: rescale them, RELU6 -> per-channel MINIMUM
     relu6: Literal["keep", "clamp"] = searchable("keep", ["keep", "clamp"])
-    # bias absorption (needs --calibration): linear: pairs with no activation between, centred
-    # per channel (exact on all data) | relu: also RELU / PRELU pairs, the channels' calibration
-    # minimum above 0 (exact on the calibration data only) | off
-    absorb: Literal["linear", "relu", "off"] = searchable("linear", ["linear", "relu", "off"])
+    # bias absorption (needs --calibration): off (the default: on the corpus neither kind raised
+    # int8 fidelity, benchmarks/equalize_corpus.py) | linear: pairs with no activation between,
+    # centred per channel (exact on all data) | relu: also RELU / PRELU pairs, the channels'
+    # calibration minimum above 0 (exact on the calibration data only)
+    absorb: Literal["off", "linear", "relu"] = searchable("off", ["off", "linear", "relu"])
 
     def validate(self) -> None:
         if self.sweeps < 1:
@@ -160,8 +161,8 @@ def equalize(model, options: EqualizeOptions, calibration=None) -> PassResult:
     if options.absorb == "off":
         stats["bias_absorption"] = "off"
     elif calibration is None:
-        stats["bias_absorption"] = "skipped: no calibration data (it needs the channels' minima)"
-        warnings.append("equalize: bias absorption skipped: no --calibration given")
+        stats["bias_absorption"] = "skipped: no calibration data (it needs the channels' ranges)"
+        warnings.append(f"equalize: bias absorption (absorb={options.absorb}) skipped: no --calibration given")
     else:
         channels, widened, left = absorb(model, pairs, calibration, relu=options.absorb == "relu")
         stats["bias_absorption"] = {"channels": channels, "float16_biases_widened": widened, "pairs_left": dict(left)}

@@ -63,7 +63,7 @@ def test_float_outputs_kept_and_ranges_even_out():
     m = tflopt.load(path)
     conv = m.main.operators[0]  # CONV_2D -> DEPTHWISE_CONV_2D, fused RELU
     spread = _range_spread(m.main, conv, 0)
-    rep = run_pipeline(m, "equalize", PassContext())
+    rep = run_pipeline(m, "equalize(absorb=relu)", PassContext())  # no calibration: no absorption
     st = rep.passes[-1].stats
     assert st["pairs"] == 1 and rep.passes[-1].changed
     assert _range_spread(m.main, m.main.operators[0], 0) < spread
@@ -71,7 +71,7 @@ def test_float_outputs_kept_and_ranges_even_out():
     samples = [[rng.uniform(0, 1, (1, 16, 16, 1)).astype(np.float32)] for _ in range(4)]
     assert _worst(before_bytes, m.to_bytes(), samples) < 1e-5
     assert path.read_bytes() == before_bytes
-    assert "no calibration" in st["bias_absorption"] and any("absorption skipped" in w for w in rep.passes[-1].warnings)
+    assert "no calibration" in st["bias_absorption"] and any("absorption (absorb=relu) skipped" in w for w in rep.passes[-1].warnings)
 
 
 def test_relu6_pair_left_and_reported():
@@ -141,8 +141,7 @@ def test_chain_every_path_float_kept_and_bias_absorbed():
 
 
 def test_chain_float16_exact_and_linear_absorption_widens_biases():
-    """float16 chain: equalization alone is bit-exact; absorb=linear (the default with
-    calibration) centres the depthwise/conv pair, exact on any data, its two shifted biases
+    """float16 chain: equalization alone is bit-exact; absorb=linear centres the depthwise/conv pair, exact on any data, its two shifted biases
     widened to float32 (a shifted float16 bias would round)."""
     m = tflopt.load(CHAIN)
     run_pipeline(m, "quantize(mode=float16)", PassContext())
@@ -152,7 +151,7 @@ def test_chain_float16_exact_and_linear_absorption_widens_biases():
     test = _chain_samples("x_test")
     assert _worst(ref, m.to_bytes(), test) == 0.0
     m = tflopt.load(ref)
-    rep = run_pipeline(m, "equalize", PassContext(calibration=load_calibration(f"{CHAIN_DATA}:x_calib", m)))
+    rep = run_pipeline(m, "equalize(absorb=linear)", PassContext(calibration=load_calibration(f"{CHAIN_DATA}:x_calib", m)))
     ab = rep.passes[-1].stats["bias_absorption"]
     assert ab["channels"] == 12 and ab["float16_biases_widened"] == 2
     assert ab["pairs_left"]["RELU pair (absorb=relu takes it: exact on the calibration data only)"] == 2
@@ -166,9 +165,11 @@ def test_corpus_float_outputs_kept():
     """Straight from the float16 files (no dequantize): face_detection_short_range (16 pairs),
     palm_detection_lite (23, shared float16 zero biases copied with their own DEQUANTIZE),
     iris_landmark (float32, 52 pairs through PRELU), pose_landmark_full (53 RELU6 pairs with
-    relu6=clamp): float outputs agree to 1e-5 relative (bit-identical for float16)."""
+    relu6=clamp), face_detection_full_range_sparse (62 pairs, float16 weights stored sparse behind
+    DENSIFY, re-encoded): float outputs agree to 1e-5 relative (bit-identical for float16)."""
     from conftest import corpus
     want = {"face_detection_short_range": ("equalize", 16), "palm_detection_lite": ("equalize", 23),
+            "face_detection_full_range_sparse": ("equalize", 62),
             "iris_landmark": ("equalize", 52), "pose_landmark_full": ("equalize(relu6=clamp)", 53)}
     for path in [p for p in corpus() if p.stem in want]:
         spec, pairs = want[path.stem]

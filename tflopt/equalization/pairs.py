@@ -16,6 +16,8 @@ import numpy as np
 from tflopt.model import Operator, Subgraph, Tensor
 from tflopt.quantization import to_float16
 from tflopt.schema import TensorType
+from tflopt.sparse import encode_like, to_dense
+from tflopt.weights import stored_constant
 
 # Which weight axis holds output channels / input channels, per op.
 OUT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
@@ -32,8 +34,8 @@ def activation(op: Operator) -> int:
 
 @dataclass
 class Slot:
-    """A constant the pass rewrites: float32, or float16 read through one DEQUANTIZE (written
-    back float16, so the file keeps its layout)."""
+    """A constant the pass rewrites: float32, or float16 read through DEQUANTIZE (written back
+    float16, so the file keeps its layout); weights may be sparse behind DENSIFY (re-encoded)."""
     tensor: Tensor
 
     @property
@@ -41,13 +43,18 @@ class Slot:
         return self.tensor.type == TensorType.FLOAT16
 
     def values(self) -> np.ndarray:
-        return self.tensor.data.astype(np.float64)
+        return to_dense(self.tensor).astype(np.float64)
 
     def store(self, v: np.ndarray) -> None:
-        if self.half:
-            self.tensor.set_data(to_float16(v), TensorType.FLOAT16)
-        else:
-            self.tensor.set_data(np.asarray(v, np.float32), TensorType.FLOAT32)
+        t = self.tensor
+        dense = to_float16(v) if self.half else np.asarray(v, np.float32)
+        if t.sparsity is None:
+            t.set_data(dense, t.type)
+            return
+        # Rescaling keeps every zero, so the same layout re-encodes it (DENSIFY reads it as before).
+        values, params = encode_like(dense, t.sparsity)
+        t.raw.sparsity = params
+        t.set_data(values, t.type)
 
 
 @dataclass
@@ -79,20 +86,15 @@ class Operands:
         """(stored constant, shared, why not usable)."""
         if pos >= len(op.inputs) or op.inputs[pos] < 0:
             return None, False, None
-        t = self.sg.tensors[op.inputs[pos]]
-        shared = len(self.users.get(t.index, [])) != 1 or t.index in self.sg.outputs
-        if not t.is_constant:
-            deq = self.producers.get(t.index)
-            if deq is None or deq.name != "DEQUANTIZE" or deq.inputs[0] < 0:
-                return None, shared, "not a constant (float32, or float16 behind DEQUANTIZE)"
-            t = self.sg.tensors[deq.inputs[0]]
-            if not t.is_constant or t.type != TensorType.FLOAT16:
-                return None, shared, "not a constant (float32, or float16 behind DEQUANTIZE)"
-            shared = shared or len(self.users.get(t.index, [])) != 1
-        elif t.type != TensorType.FLOAT32:
+        t, via = stored_constant(self.sg, op.inputs[pos], self.producers)
+        read = [op.inputs[pos]] + [v.inputs[0] for v in via]
+        shared = any(len(self.users.get(i, [])) != 1 or i in self.sg.outputs for i in read)
+        if t is None:
+            return None, shared, "not a constant (float32, or float16 behind DEQUANTIZE)"
+        if t.type not in (TensorType.FLOAT32, TensorType.FLOAT16):
             return None, shared, "stored as integers (run dequantize first)"
-        if t.sparsity is not None:
-            return None, shared, "stored sparse"
+        if t.sparsity is not None and (pos != 1 or shared):
+            return None, shared, "a sparse bias, or sparse weights other ops read too"
         return t, shared, None
 
     def private(self, op: Operator, pos: int) -> Slot:
