@@ -19,8 +19,8 @@ def add_clamps(sg, pairs: list[Pair]) -> int:
     """Rewrite the clamped pairs; returns how many ops were added."""
     added = 0
     for p in pairs:
-        if p.clamp is None:
-            continue
+        if p.clamp is None or np.all(p.scale == 1):
+            continue  # unscaled: the fused clamp is still right
         lo, hi = p.clamp
         op, y = p.first, p.first.outputs[0]
         p.first.options.fusedActivationFunction = RELU if lo == 0 else NONE
