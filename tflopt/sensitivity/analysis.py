@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 import time
 
 import numpy as np
@@ -31,6 +32,11 @@ _FORKED = None  # the Trials a forked worker answers for (set only around a Pool
 
 def _variant_outputs(job) -> list[dict]:
     return _FORKED.variant(job).outputs
+
+
+# A switched model whose all-off run differs from the rebuild it stands for by more than this
+# (max |difference| over the outputs' float range) is not used: its questions are rebuilt.
+SWITCH_TOLERANCE = 1e-5
 
 
 # Below this share of an island's own-quantization loss, rounding its weights is not the cause.
@@ -65,7 +71,7 @@ class Trials:
     """One model prepared for many quantized variants (see the module docstring)."""
 
     def __init__(self, model: Model, calibration, evaluation, options, *, ctx: PassContext | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, switched: bool = True):
         from tflopt.passes.quantize_static import _decode_sparse, _needs_dequantize
         m = model.clone()
         if _needs_dequantize(m):
@@ -82,6 +88,7 @@ class Trials:
         # Scored as users run it: the default resolver (XNNPACK on), whose int8 kernels round
         # differently from the builtin ones (face_detection_full_range_sparse: 0.990 vs 0.988).
         reference, self.cut = runtime.runnable(load(self.base))
+        self.runnable = reference.to_bytes()
         self.samples = [list(s) for s in evaluation]
         if not self.samples:
             raise ValueError("no evaluation samples")
@@ -91,6 +98,12 @@ class Trials:
         # Trial variants are independent: spread them over the cores (2 on the project's machines).
         self.workers = max(1, min(runtime.cores(), MAX_WORKERS)) if workers is None else workers
         self.seconds = 0.0
+        # Single-island questions go to one switched model per kind (see switches.py) unless
+        # ``switched`` is False; ``switch_models`` maps kind -> (bytes, slots) once built.
+        self.switched = switched
+        self.switch_models: dict[str, tuple[bytes, dict[str, int]] | None] = {}
+        self.switch_notes: list[str] = []
+        self._runners: dict = {}
 
     # -- building and scoring ---------------------------------------------------------------
     def build(self, float_keys=frozenset(), only_keys=None):
@@ -114,6 +127,9 @@ class Trials:
         m = runtime.cut_ops(model.clone() if keep else model, set(self.cut)) if self.cut else model
         outs = self._run(m)
         self.seconds += time.perf_counter() - t0
+        return self._scored(outs)
+
+    def _scored(self, outs) -> Score:
         scored = []
         for k, d in enumerate(self._details):
             ref = np.stack([o[k] for o in self.reference])
@@ -132,10 +148,104 @@ class Trials:
             result.append([_to_float(x, d) for x, d in zip(r, outs)])
         return result
 
+    # -- switched models ----------------------------------------------------------------------
+    def _switch_model(self, kind: str):
+        """(bytes, {island name: slot}) of the switched model answering ``kind``, or None."""
+        if kind not in self.switch_models:
+            self.switch_models[kind] = self._make_switch_model(kind) if self.switched else None
+        return self.switch_models[kind]
+
+    def _make_switch_model(self, kind: str):
+        from tflopt.passes.quantize_static import Plan, quantize_static
+        from tflopt.recipe import Selector
+
+        from .switches import add_switches, extended_ranges, switchable
+        if 0 not in self.range_cache:
+            self.build()
+        ranges = self.range_cache[0]
+        plan = Plan(self.sg, ranges.ranges, self.bits, Selector.from_options(self.options))
+        chosen = switchable(self.sg, self.islands, plan, kind)
+        if kind == "weights":
+            chosen = [i for i in chosen if i.weighted]
+        if not chosen:
+            return None
+        m = load(self.runnable)
+        make_copy = self._round_weights if kind == "weights" else None
+        slots, copies, added, source = add_switches(m, {i.name: i.keys for i in chosen}, make_copy)
+        if kind != "weights":
+            picked = (lambda op: id(op.raw) in copies) if kind == "only" else (lambda op: id(op.raw) not in added)
+            quantize_static(m, PassContext(calibration=self.ctx.calibration), self.options, op_filter=picked,
+                            range_cache={0: extended_ranges(ranges, source)})
+        content = m.to_bytes()
+        # All switches off is a model we can also rebuild: the float model for "only" and
+        # "weights", the whole model integer for "float". If the switched one does not give
+        # its outputs, none of its answers are trusted.
+        expected = self.reference if kind != "float" else self._full_outputs()
+        got = self._runner(kind, content, slots).run(())
+        worst = max((float(np.max(np.abs(a - b))) / (float(np.ptp(a)) or 1.0)
+                     for x, y in zip(expected, got) for a, b in zip(x, y) if a.size), default=0.0)
+        if worst > SWITCH_TOLERANCE:
+            self.switch_notes.append(f"switched {kind} model differs from its rebuild by {worst:.2g}: rebuilt instead")
+            return None
+        return content, slots
+
+    def _full_outputs(self):
+        if not hasattr(self, "_full"):
+            m = self.build()[0]
+            t0 = time.perf_counter()
+            self._full = self._run(runtime.cut_ops(m, set(self.cut)) if self.cut else m)
+            self.seconds += time.perf_counter() - t0
+        return self._full
+
+    def full_score(self) -> Score:
+        """Score of the whole model integer (built once)."""
+        return self._scored(self._full_outputs())
+
+    def _runner(self, kind: str, content: bytes, slots):
+        """This process's interpreter of a switched model (a forked worker makes its own)."""
+        from .switches import SwitchRunner
+        key = (kind, os.getpid())
+        if key not in self._runners:
+            self._runners[key] = SwitchRunner(content, slots, self.samples)
+        return self._runners[key]
+
+    def _round_weights(self, original, dup) -> None:
+        """Give a weights-test copy its own weights, rounded as ``weights_rounded`` does."""
+        from tflopt.passes.qkernels import WEIGHTED
+        if dup.name in WEIGHTED:
+            _, w, _, axis = WEIGHTED[dup.name]
+            tensor = dup.subgraph.clone_tensor(dup.inputs[w], "_rounded")
+            dup.set_input(w, tensor.index)
+            self._set_rounded(tensor, axis)
+
+    def _set_rounded(self, tensor, axis: int) -> None:
+        """Round a float weight tensor to the int8 grid (per channel as the pass does)."""
+        from tflopt.weights import float_values
+        values = float_values(tensor)
+        axis = axis if self.options.per_channel and values.ndim > axis else None
+        q, scale = quantize_symmetric(values, axis)
+        tensor.set_data(dequantize(q, scale, 0, axis), tensor.type)
+
+    def switch_job(self, kind: str, island: Island) -> tuple:
+        """The job answering ``kind`` for one island: switched when its model has the island."""
+        built = self._switch_model(kind)
+        if built is not None and island.name in built[1]:
+            return ("switch", (kind, island.name))
+        if kind == "weights":
+            return ("weights", self.islands.index(island))
+        return (kind, frozenset(island.keys))
+
     def variant(self, job: tuple) -> Score:
         """Score of one question: ("only", keys) only those ops integer, ("float", keys) all
-        but those, ("weights", island position) only that island's weights rounded."""
+        but those, ("weights", island position) only that island's weights rounded,
+        ("switch", (kind, island name)) that question answered by the switched model."""
         kind, arg = job
+        if kind == "switch":
+            t0 = time.perf_counter()
+            content, slots = self.switch_models[arg[0]]
+            outs = self._runner(arg[0], content, slots).run([arg[1]])
+            self.seconds += time.perf_counter() - t0
+            return self._scored(outs)
         if kind == "weights":
             return self.score(self.weights_rounded(self.islands[arg]))
         if kind == "only":
@@ -155,13 +265,13 @@ class Trials:
                 outputs = pool.map(_variant_outputs, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
         finally:
             _FORKED = None
-        self.builds += sum(1 for kind, _ in jobs if kind != "weights")
+        self.builds += sum(1 for kind, _ in jobs if kind in ("only", "float"))
         return [Score(o) for o in outputs]
 
     def only_quantized(self) -> dict[str, Score]:
         """Per island name, the score of the model with only that island integer (cached)."""
         if not hasattr(self, "_only_q"):
-            scores = self.map([("only", frozenset(i.keys)) for i in self.islands])
+            scores = self.map([self.switch_job("only", i) for i in self.islands])
             self._only_q = {i.name: s for i, s in zip(self.islands, scores)}
         return self._only_q
 
@@ -169,32 +279,26 @@ class Trials:
         """The float model with only ``island``'s weights rounded to the int8 grid (per
         channel as the pass does), everything else float: the weights' share of the loss."""
         from tflopt.passes.qkernels import WEIGHTED
-        from tflopt.weights import float_values
         m = load(self.base)
         sg = m.main
         for i in island.ops:
             op = sg.operators[i]
-            if op.name not in WEIGHTED:
-                continue
-            _, w, _, axis = WEIGHTED[op.name]
-            tensor = sg.private_input(op, w, "_rounded")
-            values = float_values(tensor)
-            axis = axis if self.options.per_channel and values.ndim > axis else None
-            q, scale = quantize_symmetric(values, axis)
-            tensor.set_data(dequantize(q, scale, 0, axis), tensor.type)
+            if op.name in WEIGHTED:
+                _, w, _, axis = WEIGHTED[op.name]
+                self._set_rounded(sg.private_input(op, w, "_rounded"), axis)
         return m
 
 
 def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, progress=None,
-            workers: int | None = None) -> dict:
+            workers: int | None = None, switched: bool = True) -> dict:
     """Rank the islands of ``model`` by how much int8 costs them.
 
     Per island: the fidelity (min output cosine / SNR) when only it is integer, when only it
     stays float in an otherwise integer model, and whether its weights or its activations
     carry the loss. Ranked by the loss of quantizing it alone."""
     t0 = time.perf_counter()
-    trials = Trials(model, calibration, evaluation, options, workers=workers)
-    full = trials.score(trials.build()[0])
+    trials = Trials(model, calibration, evaluation, options, workers=workers, switched=switched)
+    full = trials.full_score()
     total_macs = sum(i.macs for i in trials.islands) or 1
     if progress:
         progress(f"{len(trials.islands)} islands: each alone in int8")
@@ -205,12 +309,12 @@ def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, pro
     # they are asked of the islands that matter: the top ``top`` (all when top is 0).
     asked = {i.name for i in (ordered[:top] if top else ordered)}
     jobs, where = [], {}
-    for pos, island in enumerate(trials.islands):
+    for island in trials.islands:
         if island.name in asked:
             where[island.name] = len(jobs)
-            jobs.append(("float", frozenset(island.keys)))
+            jobs.append(trials.switch_job("float", island))
             if island.weighted and only[island.name].loss() > 0:
-                jobs.append(("weights", pos))
+                jobs.append(trials.switch_job("weights", island))
     answers = trials.map(jobs)
     rows = []
     for island in ordered:
@@ -237,5 +341,7 @@ def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, pro
         "mode": options.mode, "islands": len(rows), "evaluation_samples": len(trials.samples),
         "full_quantized": {"min_cosine": full.min_cosine, "min_snr_db": full.min_snr, "outputs": full.outputs},
         "cut_ops": sorted(set(trials.cut)), "builds": trials.builds, "workers": trials.workers,
+        "switched": {k: len(v[1]) if v else 0 for k, v in trials.switch_models.items()},
+        "notes": trials.switch_notes,
         "seconds": time.perf_counter() - t0, "ranked": rows,
     }

@@ -1,0 +1,181 @@
+"""One model that answers every single-island question by a runtime switch.
+
+Rebuilding, packing and loading a variant per question costs far more than running it on
+the corpus (iris_landmark: 27 of 35 s were flatbuffer unpack / pack). So each island gets a
+second copy of its ops, right behind the originals, and every tensor the island hands on
+(to another island, a float op or a graph output) is read through
+``SELECT_V2(switch[slot], copy's value, original's value)``. ``switch`` is one extra BOOL
+graph input; one interpreter, allocated once, answers any set of switched islands.
+
+Which copy does what is set by what is quantized afterwards: quantizing only the copies gives
+"only this island integer" (the originals are the float model), quantizing only the
+originals gives "all but this island integer" (the copies are the float path), and float
+copies with rounded weights give the weights-alone test. The quantization itself is the
+plain ``quantize_static`` from the cached ranges, so encodings are chosen by the same code
+as the per-variant rebuild; new tensors take the range of the tensor they copy.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from tflopt.calibration import Ranges
+from tflopt.model import Model, Operator
+from tflopt.schema import BuiltinOptions, TensorType, fb
+
+from .islands import op_key
+
+SWITCH_INPUT = "tflopt_sensitivity_switch"
+
+
+def add_switches(model: Model, groups: dict[str, list[str]], make_copy=None) -> tuple[dict[str, int], set[int], set[int], dict[int, int]]:
+    """Give each group (name -> op keys) of ``model``'s subgraph 0 a switched copy, in place.
+
+    ``make_copy(original, copy)`` may edit a copy (e.g. round its weights). Returns ({group:
+    switch slot}, ids of the raw copies, ids of every raw operator added, {new tensor index:
+    tensor it copies}).
+    Groups none of whose ops are in the model (cut away) get no slot."""
+    sg = model.main
+    key_group = {k: g for g, keys in groups.items() for k in keys}
+    consumers = sg.consumer_map()
+    outputs = set(sg.outputs)
+    group_raw: dict[str, set[int]] = {}
+    for op in sg.operators:
+        g = key_group.get(op_key(sg, op))
+        if g is not None:
+            group_raw.setdefault(g, set()).add(id(op.raw))
+    slots = {g: i for i, g in enumerate(g for g in groups if g in group_raw)}
+    switch = sg.add_tensor(SWITCH_INPUT, [max(len(slots), 1)], TensorType.BOOL)
+    sg.raw.inputs = list(sg.inputs) + [switch.index]
+    model.raw.signatureDefs = []  # run by position; the signature would not list the switch
+    added: set[int] = set()
+    copies: set[int] = set()
+    source: dict[int, int] = {}
+    copied: dict[str, dict[int, int]] = {g: {} for g in slots}
+    cond: dict[str, int] = {}
+
+    def insert(pos: int, raw) -> Operator:
+        sg.raw.operators.insert(pos, raw)
+        op = Operator(sg, raw)
+        sg.operators.insert(pos, op)
+        added.add(id(raw))
+        return op
+
+    def new_op(pos: int, name: str, inputs, outs, options=None) -> Operator:
+        op = sg.insert_operator(pos, name, inputs, outs, options=options)
+        added.add(id(op.raw))
+        return op
+
+    for original in list(sg.operators):
+        g = key_group.get(op_key(sg, original)) if id(original.raw) not in added else None
+        if g not in slots:
+            continue
+        raw = copy.deepcopy(original.raw)
+        mine = copied[g]
+        raw.inputs = [mine.get(t, t) for t in original.inputs]
+        outs = []
+        for t in original.outputs:
+            twin = sg.clone_tensor(t, "/tflopt_switched")
+            source[twin.index] = source.get(t, t)
+            mine[t] = twin.index
+            outs.append(twin.index)
+        raw.outputs = outs
+        pos = original.index + 1
+        dup = insert(pos, raw)
+        copies.add(id(raw))
+        if make_copy is not None:
+            make_copy(original, dup)
+        pos += 1
+        for t in original.outputs:
+            readers = [op for op, _ in consumers.get(t, []) if id(op.raw) not in group_raw[g]]
+            if not readers and t not in outputs:
+                continue
+            if g not in cond:
+                index = sg.add_tensor(f"{SWITCH_INPUT}/{slots[g]}", [1], TensorType.INT32,
+                                      data=np.array([slots[g]], np.int32))
+                c = sg.add_tensor(f"{SWITCH_INPUT}/{slots[g]}/on", [1], TensorType.BOOL)
+                new_op(pos, "GATHER", [switch.index, index.index], [c.index],
+                       options=(BuiltinOptions.GatherOptions, fb.GatherOptionsT()))
+                pos += 1
+                cond[g] = c.index
+            src = sg.tensors[t]
+            chosen = sg.add_tensor(src.name + "/tflopt_chosen", src.shape, src.type,
+                                   shape_signature=src.shape_signature)
+            source[chosen.index] = source.get(t, t)
+            new_op(pos, "SELECT_V2", [cond[g], mine[t], t], [chosen.index],
+                   options=(BuiltinOptions.SelectV2Options, fb.SelectV2OptionsT()))
+            pos += 1
+            sg.replace_uses(t, chosen.index, ops=readers, graph_outputs=False)
+            if t in outputs:
+                # The graph output keeps its place and name: scores pair outputs by position
+                # and report them by name.
+                sg.raw.outputs = [chosen.index if x == t else x for x in sg.outputs]
+                chosen.name, src.name = src.name, chosen.name
+    return slots, copies, added, source
+
+
+def extended_ranges(ranges: Ranges, source: dict[int, int]) -> Ranges:
+    """``ranges`` with each new tensor given the range of the tensor it copies."""
+    more = {t: ranges.ranges[s] for t, s in source.items() if s in ranges.ranges}
+    return Ranges({**ranges.ranges, **more}, ranges.samples, list(ranges.cut_ops))
+
+
+class SwitchRunner:
+    """An allocated interpreter of a switched model, scoring switch settings on fixed samples."""
+
+    def __init__(self, content: bytes, slots: dict[str, int], samples):
+        from tflopt import runtime
+        from tflopt.evaluation.compare import _from_float
+        self.slots = slots
+        self.interp = runtime.interpreter(content)
+        ins = self.interp.get_input_details()
+        self.switch = ins[-1]
+        self.feeds = [[_from_float(np.asarray(x, np.float32), d) for x, d in zip(s, ins[:-1])] for s in samples]
+        self.details = self.interp.get_output_details()
+
+    def run(self, on=()) -> list[list[np.ndarray]]:
+        """Per sample, every output (as float) with the groups named in ``on`` switched."""
+        from tflopt import runtime
+        from tflopt.evaluation.compare import _to_float
+        vector = np.zeros(self.switch["shape"], np.bool_)
+        for g in on:
+            if g in self.slots:
+                vector[self.slots[g]] = True
+        result = []
+        for feed in self.feeds:
+            r = runtime.invoke(self.interp, feed + [vector])
+            result.append([_to_float(x, d) for x, d in zip(r, self.details)])
+        return result
+
+
+def switchable(sg, islands, plan, kind: str) -> list:
+    """The islands whose switched copy answers ``kind`` ("only", "float", "weights") exactly
+    as a rebuild would; the rest are rebuilt.
+
+    The rebuild decides encodings from who produces a tensor, so a copy is only exact where
+    putting a SELECT_V2 in front of a reader changes nothing the plan looks at: a sigmoid
+    feeding an elementwise MUL gives that MUL a gated range (the SELECT would hide the
+    sigmoid), and, for "float", a tensor an integer reader takes at its producer's encoding
+    (a fixed sigmoid grid, a pool's inherited range) takes the reader's own encoding of its
+    range once the producer is float."""
+    consumers = sg.consumer_map()
+    outputs = set(sg.outputs)
+    out = []
+    for island in islands:
+        mine = set(island.ops)
+        ok = True
+        for i in island.ops:
+            op = sg.operators[i]
+            for t in op.outputs:
+                readers = [r for r, _ in consumers.get(t, []) if r.index not in mine]
+                if not readers and t not in outputs:
+                    continue
+                if op.name == "LOGISTIC" and any(r.name == "MUL" for r in readers):
+                    ok = False
+                if kind == "float" and t in plan.act and any(id(r) in plan.quantized_ids for r in readers) \
+                        and plan.act[t] != plan.encoding(*plan._range(t)):
+                    ok = False
+        if ok:
+            out.append(island)
+    return out
