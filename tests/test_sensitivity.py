@@ -35,7 +35,52 @@ def test_fragile_sigmoid_head_ranks_first(fragile):
     assert all(o["only_float"]["min_cosine"] < 0.95 for o in others)
     assert top["blame"] == "activations"  # LOGISTIC has no weights
     assert [x["rank"] for x in r["ranked"]] == list(range(1, len(r["ranked"]) + 1))
-    assert r["builds"] == 1 + 2 * len(r["ranked"])  # whole model, then alone-int8 and alone-float per island
+    # One build (the whole model integer): every single-island question went to a switched model.
+    assert r["builds"] == 1 and r["switched"]["only"] == r["switched"]["float"] == len(r["ranked"])
+    assert r["notes"] == []
+
+
+def _random_samples(model, n, seed):
+    from tflopt import runtime
+    interp = runtime.interpreter(runtime.runnable(model)[0])
+    return [runtime.random_inputs(interp, seed=seed * 1000 + k) for k in range(n)]
+
+
+@pytest.mark.parametrize("name,mode", [("convnet_fp32.tflite", "int8"), ("convnet_fp32.tflite", "int16x8"),
+                                       ("attention_fp32.tflite", "int8")])
+def test_switched_models_answer_as_the_rebuilds(name, mode):
+    """Each question asked of the switched model (one interpreter, a switch input) scores as
+    the model rebuilt for that question alone; islands a switch would change are rebuilt."""
+    import tflopt
+    from conftest import MODELS
+    from tflopt.sensitivity import Trials
+    m = tflopt.load(MODELS / name)
+    trials = Trials(m, from_iterable(_random_samples(m, 16, 1), m), _random_samples(m, 4, 2),
+                    QuantizeOptions(mode=mode), workers=1)
+    full = trials.full_score()
+    assert full.min_cosine < 0.99999  # quantizing changes the outputs: the switches have something to switch
+    for kind in ("only", "float", "weights"):
+        content, slots = trials._switch_model(kind)
+        switched = [i for i in trials.islands if i.name in slots]
+        assert len(switched) >= 4
+        rebuilt = [i for i in trials.islands if i.name not in slots and (kind != "weights" or i.weighted)]
+        for island in switched[:3] + switched[-2:]:
+            job = trials.switch_job(kind, island)
+            assert job[0] == "switch"
+            reference = ("weights", trials.islands.index(island)) if kind == "weights" else \
+                (kind, frozenset(island.keys))
+            fast, slow = trials.variant(job), trials.variant(reference)
+            for a, b in zip(fast.outputs, slow.outputs):
+                assert a["name"] == b["name"]
+                assert a["cosine"] == pytest.approx(b["cosine"], abs=1e-6)
+                assert a["snr_db"] == pytest.approx(b["snr_db"], rel=1e-4, abs=1e-3)
+        for island in rebuilt:
+            assert trials.switch_job(kind, island)[0] != "switch"
+        if name.startswith("attention") and kind == "float":
+            # SOFTMAX hands its fixed 1/256 grid to an integer BATCH_MATMUL: floating it alone
+            # makes the reader requantize, so that question is rebuilt, not switched.
+            assert any("SOFTMAX" in i.kinds for i in rebuilt)
+    assert trials.switch_notes == []
 
 
 def test_islands_group_activation_and_reshape_with_producer():

@@ -4,8 +4,11 @@ Rebuilding, packing and loading a variant per question costs far more than runni
 the corpus (iris_landmark: 27 of 35 s were flatbuffer unpack / pack). So each island gets a
 second copy of its ops, right behind the originals, and every tensor the island hands on
 (to another island, a float op or a graph output) is read through
-``SELECT_V2(switch[slot], copy's value, original's value)``. ``switch`` is one extra BOOL
-graph input; one interpreter, allocated once, answers any set of switched islands.
+``copy * on + original * (1 - on)`` with ``on = switch[slot]``, 0 or 1: exact for finite
+values (``x * 1 + y * 0`` is ``x``), and MUL / ADD stay in the CPU delegate where a SELECT_V2
+broadcast runs the interpreter's slow reference loop (face_detection_short_range: 11x the
+float model's time per run). ``switch`` is one extra float32 graph input; one interpreter,
+allocated once, answers any set of switched islands.
 
 Which copy does what is set by what is quantized afterwards: quantizing only the copies gives
 "only this island integer" (the originals are the float model), quantizing only the
@@ -46,7 +49,7 @@ def add_switches(model: Model, groups: dict[str, list[str]], make_copy=None) -> 
         if g is not None:
             group_raw.setdefault(g, set()).add(id(op.raw))
     slots = {g: i for i, g in enumerate(g for g in groups if g in group_raw)}
-    switch = sg.add_tensor(SWITCH_INPUT, [max(len(slots), 1)], TensorType.BOOL)
+    switch = sg.add_tensor(SWITCH_INPUT, [max(len(slots), 1)], TensorType.FLOAT32)
     sg.raw.inputs = list(sg.inputs) + [switch.index]
     model.raw.signatureDefs = []  # run by position; the signature would not list the switch
     added: set[int] = set()
@@ -92,20 +95,20 @@ def add_switches(model: Model, groups: dict[str, list[str]], make_copy=None) -> 
             if not readers and t not in outputs:
                 continue
             if g not in cond:
-                index = sg.add_tensor(f"{SWITCH_INPUT}/{slots[g]}", [1], TensorType.INT32,
-                                      data=np.array([slots[g]], np.int32))
-                c = sg.add_tensor(f"{SWITCH_INPUT}/{slots[g]}/on", [1], TensorType.BOOL)
-                new_op(pos, "GATHER", [switch.index, index.index], [c.index],
-                       options=(BuiltinOptions.GatherOptions, fb.GatherOptionsT()))
-                pos += 1
-                cond[g] = c.index
+                cond[g] = _gates(sg, switch.index, slots[g], new_op)
+                pos += 2
+            on, off = cond[g]
             src = sg.tensors[t]
-            chosen = sg.add_tensor(src.name + "/tflopt_chosen", src.shape, src.type,
-                                   shape_signature=src.shape_signature)
+            shape, sig = src.shape, src.shape_signature
+            chosen = sg.add_tensor(src.name + "/tflopt_chosen", shape, src.type, shape_signature=sig)
             source[chosen.index] = source.get(t, t)
-            new_op(pos, "SELECT_V2", [cond[g], mine[t], t], [chosen.index],
-                   options=(BuiltinOptions.SelectV2Options, fb.SelectV2OptionsT()))
-            pos += 1
+            a = sg.add_tensor(src.name + "/tflopt_on", shape, src.type, shape_signature=sig)
+            b = sg.add_tensor(src.name + "/tflopt_off", shape, src.type, shape_signature=sig)
+            source[a.index] = source[b.index] = source[chosen.index]
+            new_op(pos, "MUL", [mine[t], on], [a.index])
+            new_op(pos + 1, "MUL", [t, off], [b.index])
+            new_op(pos + 2, "ADD", [a.index, b.index], [chosen.index])
+            pos += 3
             sg.replace_uses(t, chosen.index, ops=readers, graph_outputs=False)
             if t in outputs:
                 # The graph output keeps its place and name: scores pair outputs by position
@@ -113,6 +116,21 @@ def add_switches(model: Model, groups: dict[str, list[str]], make_copy=None) -> 
                 sg.raw.outputs = [chosen.index if x == t else x for x in sg.outputs]
                 chosen.name, src.name = src.name, chosen.name
     return slots, copies, added, source
+
+
+def _gates(sg, switch: int, slot: int, new_op) -> tuple[int, int]:
+    """(on, off) float [1] tensors: the switch's value at ``slot`` and one minus it. Made at
+    the top of the graph, so the ops the CPU delegate does not take (GATHER) do not split
+    the rest of the graph into pieces."""
+    name = f"{SWITCH_INPUT}/{slot}"
+    index = sg.add_tensor(name, [1], TensorType.INT32, data=np.array([slot], np.int32))
+    one = sg.add_tensor(name + "/one", [1], TensorType.FLOAT32, data=np.ones(1, np.float32))
+    on = sg.add_tensor(name + "/on", [1], TensorType.FLOAT32)
+    off = sg.add_tensor(name + "/off", [1], TensorType.FLOAT32)
+    new_op(0, "GATHER", [switch, index.index], [on.index],
+           options=(BuiltinOptions.GatherOptions, fb.GatherOptionsT()))
+    new_op(1, "SUB", [one.index, on.index], [off.index])
+    return on.index, off.index
 
 
 def extended_ranges(ranges: Ranges, source: dict[int, int]) -> Ranges:
@@ -138,10 +156,10 @@ class SwitchRunner:
         """Per sample, every output (as float) with the groups named in ``on`` switched."""
         from tflopt import runtime
         from tflopt.evaluation.compare import _to_float
-        vector = np.zeros(self.switch["shape"], np.bool_)
+        vector = np.zeros(self.switch["shape"], np.float32)
         for g in on:
             if g in self.slots:
-                vector[self.slots[g]] = True
+                vector[self.slots[g]] = 1.0
         result = []
         for feed in self.feeds:
             r = runtime.invoke(self.interp, feed + [vector])
@@ -154,8 +172,8 @@ def switchable(sg, islands, plan, kind: str) -> list:
     as a rebuild would; the rest are rebuilt.
 
     The rebuild decides encodings from who produces a tensor, so a copy is only exact where
-    putting a SELECT_V2 in front of a reader changes nothing the plan looks at: a sigmoid
-    feeding an elementwise MUL gives that MUL a gated range (the SELECT would hide the
+    putting the switch in front of a reader changes nothing the plan looks at: a sigmoid
+    feeding an elementwise MUL gives that MUL a gated range (the switch would hide the
     sigmoid), and, for "float", a tensor an integer reader takes at its producer's encoding
     (a fixed sigmoid grid, a pool's inherited range) takes the reader's own encoding of its
     range once the producer is float."""
