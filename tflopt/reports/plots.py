@@ -87,14 +87,14 @@ def _png(f, plt) -> str:
 
 def _png_hbars(fig: dict, plt) -> str:
     p = fig["panels"][0]
-    f, ax = plt.subplots(figsize=(10, 0.6 + 0.22 * max(len(p["y"]), 1)))
+    f, ax = plt.subplots(figsize=(10, 1.0 + 0.26 * max(len(p["y"]), 1)))
     ax.barh(range(len(p["y"])), [v if _finite(v) else 0.0 for v in p["y"]], color="C0")
     ax.set_yticks(range(len(p["labels"])))
-    ax.set_yticklabels(p["labels"], fontsize=7)
+    ax.set_yticklabels(p["labels"], fontsize=9)
     ax.invert_yaxis()  # rank 1 on top
-    ax.set_xlabel(fig["xlabel"], fontsize=7)
-    ax.set_title(fig["title"], fontsize=9)
-    ax.tick_params(labelsize=6)
+    ax.set_xlabel(fig["xlabel"], fontsize=9)
+    ax.set_title(fig["title"], fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
     return _png(f, plt)
 
 
