@@ -81,6 +81,12 @@ def test_switched_models_answer_as_the_rebuilds(name, mode):
             # makes the reader requantize, so that question is rebuilt, not switched.
             assert any("SOFTMAX" in i.kinds for i in rebuilt)
     assert trials.switch_notes == []
+    # Several islands float at once (what mixed precision asks): the same as their rebuild.
+    names = [i.name for i in trials.islands if i.name in trials.switch_models["float"][1]][1:4]
+    fast = trials.float_score(names)
+    slow = trials.score(trials.build(frozenset(k for i in trials.islands if i.name in names for k in i.keys))[0])
+    assert fast.min_cosine == pytest.approx(slow.min_cosine, abs=1e-6)
+    assert fast.min_snr == pytest.approx(slow.min_snr, rel=1e-4, abs=1e-3)
 
 
 def test_islands_group_activation_and_reshape_with_producer():

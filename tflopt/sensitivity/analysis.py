@@ -249,15 +249,29 @@ class Trials:
             return ("weights", self.islands.index(island))
         return (kind, frozenset(island.keys))
 
+    def float_score(self, names) -> Score | None:
+        """Score of the whole model integer but the islands ``names`` (any number), read from
+        the switched "float" model when it switches every one of them; None when one is not
+        switched there (then ``score(build(float_keys))`` answers). Several islands float
+        together are still exact: a float island reads a float neighbour's copy directly,
+        as in the rebuild, and integer readers see the encodings the single-island check
+        vouched for."""
+        built = self._switch_model("float")
+        names = list(names)
+        if built is None or any(n not in built[1] for n in names):
+            return None
+        return self.variant(("switch", ("float", tuple(names))))
+
     def variant(self, job: tuple) -> Score:
         """Score of one question: ("only", keys) only those ops integer, ("float", keys) all
         but those, ("weights", island position) only that island's weights rounded,
-        ("switch", (kind, island name)) that question answered by the switched model."""
+        ("switch", (kind, island name or names)) answered by the switched model."""
         kind, arg = job
         if kind == "switch":
             t0 = time.perf_counter()
             content, slots = self.switch_models[arg[0]]
-            outs = self._runner(arg[0], content, slots).run([arg[1]])
+            on = [arg[1]] if isinstance(arg[1], str) else list(arg[1])
+            outs = self._runner(arg[0], content, slots).run(on)
             self.seconds += time.perf_counter() - t0
             return self._scored(outs)
         if kind == "weights":
