@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if "--tree" in sys.argv:  # a child run measuring another checkout's tflopt
-    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "fixtures"))
+if "--tree" in sys.argv:  # a child run measuring another checkout's tflopt (first on the path)
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
 from fetch_photos import photo_samples  # noqa: E402
 from fidelity_weights import corpus  # noqa: E402
@@ -85,7 +85,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         r = one(args.one, args.top, args.workers, not args.rebuild)
-        print(json.dumps({k: r.get(k) for k in ("wall", "builds", "islands", "switched", "notes", "ranked")}))
+        import tflopt
+        r["tflopt"] = str(Path(tflopt.__file__).parent)
+        print(json.dumps({k: r.get(k) for k in ("wall", "builds", "islands", "switched", "notes", "ranked", "tflopt")}))
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; top {args.top}; "
           f"rebuild figures from {args.before or 'this checkout, switched=False'}")
@@ -101,6 +103,7 @@ def main() -> None:
                 f"{fast['builds']:6d} {counts:>13s}")
         if not args.no_rebuild:
             slow = child(path.stem, args, switched=False, tree=args.before)
+            assert args.before is None or slow["tflopt"].startswith(str(Path(args.before).resolve()))
             line += f" {slow['wall']:9.1f} {slow['builds']:6d} {largest_difference(fast, slow):8.1e}"
         print(f"{line} {os.getloadavg()[0]:5.1f}" + (f"  {'; '.join(fast['notes'])}" if fast["notes"] else ""),
               flush=True)
