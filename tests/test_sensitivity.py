@@ -40,6 +40,36 @@ def test_fragile_sigmoid_head_ranks_first(fragile):
     assert r["notes"] == []
 
 
+def _fragile_weights_mlp():
+    """An MLP whose middle layer (dense_2) has, in every output row, one weight 1000x the
+    rest on an input unit the layer before keeps at 0 (its bias is -100 under the RELU):
+    worthless in float, but per-channel int8 then spends every level on it and rounds the
+    weights that matter to zero. Nothing else is fragile: no head, no wide activation."""
+    from tflopt.build import mlp
+    from tflopt.weights import float_values
+    m = mlp([16, 32, 32, 32, 4])
+    sg = m.main
+    dead = sg.tensors[sg.operators[1].inputs[2]]
+    b = float_values(dead).copy()
+    b[0] = -100.0
+    dead.set_data(b)
+    kernel = sg.tensors[sg.operators[2].inputs[1]]
+    w = float_values(kernel).copy()
+    w[:, 0] = 1000.0 * np.abs(w).max()
+    kernel.set_data(w)
+    return m
+
+
+def test_fragile_middle_layer_ranks_first_and_blames_its_weights():
+    m = _fragile_weights_mlp()
+    r = analyze(m, from_iterable(_samples(32, 1), m), _samples(16, 2), QuantizeOptions(), top=0)
+    top, others = r["ranked"][0], r["ranked"][1:]
+    assert top["island"] == "dense_2/out" and not top["head"]
+    assert top["only_quantized"]["min_cosine"] < 0.9 < min(o["only_quantized"]["min_cosine"] for o in others)
+    assert top["blame"] == "weights" and top["weights_only_loss"] > 0.5 * (1 - top["only_quantized"]["min_cosine"])
+    assert top["only_float"]["min_cosine"] > 0.99 > r["full_quantized"]["min_cosine"]
+
+
 def _random_samples(model, n, seed):
     from tflopt import runtime
     interp = runtime.interpreter(runtime.runnable(model)[0])
