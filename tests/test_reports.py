@@ -133,3 +133,31 @@ def test_sensitivity_report_ranks_in_a_bar_plot(tmp_path, capsys):
     assert main(["sensitivity", str(model), "--calibration", str(tmp_path / "cal.npz"),
                  "--report", str(tmp_path / "r.txt")]) == 2
     assert not (tmp_path / "r.txt").exists()
+
+
+def test_optimize_report_draws_the_ranking_mixed_precision_keeps(tmp_path, capsys):
+    """An optimize run whose mixed-precision stats carry a sensitivity ranking
+    (``tflopt.sensitivity.ranking`` of its trials) gets the ranked plot and table."""
+    import json
+
+    import numpy as np
+
+    from tflopt.build import sigmoid_head_mlp
+    from tflopt.calibration import from_iterable
+    from tflopt.passes.quantize import QuantizeOptions
+    from tflopt.reports import optimize_report
+    from tflopt.sensitivity import Trials, ranking
+    m = sigmoid_head_mlp([16, 32, 32, 4])
+    model = tmp_path / "fragile.tflite"
+    model.write_bytes(m.to_bytes())
+    samples = np.random.default_rng(0).standard_normal((24, 1, 16)).astype(np.float32)
+    np.savez(tmp_path / "cal.npz", input=samples)
+    assert main(["optimize", str(model), "-o", str(tmp_path / "o.tflite"), "-p",
+                 "quantize(mode=int8,target_cosine=0.99)", "--calibration", str(tmp_path / "cal.npz"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    stats = next(p["stats"] for p in out["passes"] if "mixed_precision" in p["stats"])
+    trials = Trials(m, from_iterable(list(samples), m), list(samples), QuantizeOptions())
+    stats["mixed_precision"]["sensitivity"] = ranking(trials)
+    page = render_html(optimize_report(out), images="svg")
+    assert "<h2>Quantization sensitivity</h2>" in page and "1. LOGISTIC score" in page
+    assert page.index("<h2>Pipeline</h2>") < page.index("<h2>Quantization sensitivity</h2>")

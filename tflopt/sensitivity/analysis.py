@@ -1,10 +1,12 @@
-"""Per-island sensitivity to int8, from one calibration and cheap rebuilds.
+"""Per-island sensitivity to int8, from one calibration and one model per kind of question.
 
 ``Trials`` dequantizes the model once, calibrates once (the ranges are cached and reused by
-every build), runs the float reference once on the evaluation samples, and then builds a
-quantized variant per question: only this island integer, everything but this island
-integer, or only this island's weights rounded (the blame test). A build from cached ranges
-is a graph rewrite of a tenth of a second on the corpus, so no per-op recalibration happens.
+every build), runs the float reference once on the evaluation samples, and answers three
+questions per island: only this island integer, everything but this island integer, or only
+this island's weights rounded (the blame test). Each kind is one switched model (switches.py)
+built and allocated once, so a question is one run of the evaluation samples; the rebuild of
+a variant per question (``build``) remains for the islands a switch cannot stand in for, for
+sets of islands, and as the reference the switched models are checked against.
 Custom ops the stock interpreter lacks are cut from every variant (``runtime.cut_ops``), so
 fidelity is measured on the part that runs.
 """
@@ -317,6 +319,28 @@ class Trials:
         return m
 
 
+def ranking(trials: Trials) -> dict:
+    """The islands ranked by the loss of quantizing each alone, in ``analyze``'s format but
+    without the per-island float / weights questions: what ``trials.only_quantized()``
+    measured (mixed precision asks it anyway), for a report's sensitivity plot."""
+    full = trials.full_score()
+    only = trials.only_quantized()
+    total_macs = sum(i.macs for i in trials.islands) or 1
+    ordered = sorted(trials.islands, key=lambda i: (only[i.name].loss(), i.ops[0]))
+    ordered.reverse()
+    rows = [{"rank": rank, "island": i.name, "ops": i.kinds, "op_indices": i.ops, "tensors": i.keys,
+             "macs": i.macs, "macs_share": i.macs / total_macs, "head": i.head,
+             "only_quantized": {"min_cosine": only[i.name].min_cosine, "min_snr_db": only[i.name].min_snr}}
+            for rank, i in enumerate(ordered, 1)]
+    return {
+        "mode": trials.options.mode, "islands": len(rows), "evaluation_samples": len(trials.samples),
+        "full_quantized": {"min_cosine": full.min_cosine, "min_snr_db": full.min_snr, "outputs": full.outputs},
+        "cut_ops": sorted(set(trials.cut)), "builds": trials.builds, "workers": trials.workers,
+        "switched": {k: len(v[1]) if v else 0 for k, v in trials.switch_models.items()},
+        "notes": trials.switch_notes, "seconds": trials.seconds, "ranked": rows,
+    }
+
+
 def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, progress=None,
             workers: int | None = None, switched: bool = True) -> dict:
     """Rank the islands of ``model`` by how much int8 costs them.
@@ -326,50 +350,39 @@ def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, pro
     carry the loss. Ranked by the loss of quantizing it alone."""
     t0 = time.perf_counter()
     trials = Trials(model, calibration, evaluation, options, workers=workers, switched=switched)
-    full = trials.full_score()
-    total_macs = sum(i.macs for i in trials.islands) or 1
     if progress:
         progress(f"{len(trials.islands)} islands: each alone in int8")
+    result = ranking(trials)
+    rows = result["ranked"]
+    full = trials.full_score()
     only = trials.only_quantized()
-    ordered = sorted(trials.islands, key=lambda i: (only[i.name].loss(), i.ops[0]))
-    ordered.reverse()
-    # The two further questions (left float alone, weights alone) cost one build each, so
-    # they are asked of the islands that matter: the top ``top`` (all when top is 0).
-    asked = {i.name for i in (ordered[:top] if top else ordered)}
+    by_name = {i.name: i for i in trials.islands}
+    # The two further questions (left float alone, weights alone) cost a run each (a build
+    # where no switched model has the island), so they are asked of the islands that
+    # matter: the top ``top`` (all when top is 0).
+    asked = [by_name[r["island"]] for r in (rows[:top] if top else rows)]
     jobs, where = [], {}
-    for island in trials.islands:
-        if island.name in asked:
-            where[island.name] = len(jobs)
-            jobs.append(trials.switch_job("float", island))
-            if island.weighted and only[island.name].loss() > 0:
-                jobs.append(trials.switch_job("weights", island))
+    for island in sorted(asked, key=lambda i: i.ops[0]):
+        where[island.name] = len(jobs)
+        jobs.append(trials.switch_job("float", island))
+        if island.weighted and only[island.name].loss() > 0:
+            jobs.append(trials.switch_job("weights", island))
     answers = trials.map(jobs)
-    rows = []
-    for island in ordered:
-        only_q = only[island.name]
-        loss_q = only_q.loss()
-        row = {"island": island.name, "ops": island.kinds, "op_indices": island.ops, "tensors": island.keys,
-               "macs": island.macs, "macs_share": island.macs / total_macs, "head": island.head,
-               "only_quantized": {"min_cosine": only_q.min_cosine, "min_snr_db": only_q.min_snr}}
-        if island.name in asked:
-            k = where[island.name]
-            only_f = answers[k]
-            if island.weighted and loss_q > 0:
-                w_loss = answers[k + 1].loss()
-                blame = "weights" if w_loss >= WEIGHT_BLAME_SHARE * loss_q else "activations"
-            else:
-                w_loss, blame = 0.0, "activations"
-            row.update({"only_float": {"min_cosine": only_f.min_cosine, "min_snr_db": only_f.min_snr},
-                        "weights_only_loss": w_loss, "blame": blame,
-                        "gain_if_float": full.loss() - only_f.loss()})
-        rows.append(row)
-    for rank, r in enumerate(rows, 1):
-        r["rank"] = rank
-    return {
-        "mode": options.mode, "islands": len(rows), "evaluation_samples": len(trials.samples),
-        "full_quantized": {"min_cosine": full.min_cosine, "min_snr_db": full.min_snr, "outputs": full.outputs},
-        "cut_ops": sorted(set(trials.cut)), "builds": trials.builds, "workers": trials.workers,
-        "switched": {k: len(v[1]) if v else 0 for k, v in trials.switch_models.items()},
-        "notes": trials.switch_notes,
-        "seconds": time.perf_counter() - t0, "ranked": rows,
-    }
+    for row in rows:
+        island = by_name[row["island"]]
+        if island.name not in where:
+            continue
+        loss_q = only[island.name].loss()
+        k = where[island.name]
+        only_f = answers[k]
+        if island.weighted and loss_q > 0:
+            w_loss = answers[k + 1].loss()
+            blame = "weights" if w_loss >= WEIGHT_BLAME_SHARE * loss_q else "activations"
+        else:
+            w_loss, blame = 0.0, "activations"
+        row.update({"only_float": {"min_cosine": only_f.min_cosine, "min_snr_db": only_f.min_snr},
+                    "weights_only_loss": w_loss, "blame": blame,
+                    "gain_if_float": full.loss() - only_f.loss()})
+    result.update({"builds": trials.builds, "seconds": time.perf_counter() - t0,
+                   "switched": {k: len(v[1]) if v else 0 for k, v in trials.switch_models.items()}})
+    return result
