@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "fixtures"))
-if "--tree" in sys.argv:  # a child run measuring another checkout's tflopt (first on the path)
-    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
+if "--tree" in sys.argv:  # a child run measuring another checkout's tflopt: imported first,
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])  # before fidelity_weights puts ROOT ahead
+    import tflopt  # noqa: E402,F401
 
 from fetch_photos import photo_samples  # noqa: E402
 from fidelity_weights import corpus  # noqa: E402
