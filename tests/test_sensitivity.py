@@ -119,6 +119,26 @@ def test_switched_models_answer_as_the_rebuilds(name, mode):
     assert fast.min_snr == pytest.approx(slow.min_snr, rel=1e-4, abs=1e-3)
 
 
+def test_islands_behind_a_cut_custom_op_answer_as_their_rebuilds():
+    """A custom op the interpreter lacks is cut with everything after it: the islands there
+    change nothing compared, and say so without a rebuild, with the rebuilds' numbers."""
+    from tflopt.build import mlp
+    from tflopt.schema import TensorType
+    m = mlp([16, 32, 32, 32, 4])
+    sg = m.main
+    hidden = sg.operators[1].outputs[0]
+    odd = sg.add_tensor("odd", sg.tensors[hidden].shape, TensorType.FLOAT32)
+    sg.insert_operator(2, "CUSTOM", [hidden], [odd.index], custom_code="TfloptNoSuchOp")
+    sg.operators[3].set_input(0, odd.index)
+    runs = [analyze(m, from_iterable(_samples(16, 1), m), _samples(8, 2), QuantizeOptions(), top=0, switched=s)
+            for s in (True, False)]
+    assert runs[0]["cut_ops"] == ["CUSTOM:TfloptNoSuchOp"]
+    assert runs[0]["builds"] == 1 < runs[1]["builds"]
+    behind = [r for r in runs[0]["ranked"] if r["island"] in ("dense_2/out", "dense_3/out")]
+    assert len(behind) == 2 and all(r["only_quantized"]["min_cosine"] == pytest.approx(1.0) for r in behind)
+    assert runs[0]["ranked"] == runs[1]["ranked"]
+
+
 def test_islands_group_activation_and_reshape_with_producer():
     import tflopt
     from conftest import MODELS
