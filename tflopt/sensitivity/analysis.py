@@ -29,6 +29,8 @@ from tflopt.quantization import dequantize, quantize_symmetric
 from .islands import Island, islands, op_key
 
 MAX_WORKERS = 2
+# Islands per switched "only" model (see Trials._only_shard).
+ONLY_SHARD = 16
 _FORKED = None  # the Trials a forked worker answers for (set only around a Pool's life)
 
 
@@ -182,11 +184,12 @@ class Trials:
             self.switch_models[kind] = self._make_switch_model(kind) if self.switched else None
         return self.switch_models[kind]
 
-    def _make_switch_model(self, kind: str):
+    def _make_switch_model(self, model_kind: str):
         from tflopt.passes.quantize_static import Plan, quantize_static
         from tflopt.recipe import Selector
 
         from .switches import add_switches, extended_ranges, switchable
+        kind = model_kind.split(":")[0]  # "only:3": the fourth shard of the "only" islands
         if 0 not in self.range_cache:
             self.build()
         ranges = self.range_cache[0]
@@ -194,8 +197,8 @@ class Trials:
         chosen = switchable(self.sg, self.islands, plan, kind)
         if kind == "weights":
             chosen = [i for i in chosen if i.weighted]
-        if kind in self._wanted:
-            chosen = [i for i in chosen if i.name in self._wanted[kind]]
+        if model_kind in self._wanted:
+            chosen = [i for i in chosen if i.name in self._wanted[model_kind]]
         if not chosen:
             return None
         m = load(self.runnable)
@@ -210,11 +213,11 @@ class Trials:
         # "weights", the whole model integer for "float". If the switched one does not give
         # its outputs, none of its answers are trusted.
         expected = self.reference if kind != "float" else self._full_outputs()
-        got = self._runner(kind, content, slots).run(())
+        got = self._runner(model_kind, content, slots).run(())
         worst = max((float(np.max(np.abs(a - b))) / (float(np.ptp(a)) or 1.0)
                      for x, y in zip(expected, got) for a, b in zip(x, y) if a.size), default=0.0)
         if worst > SWITCH_TOLERANCE:
-            self.switch_notes.append(f"switched {kind} model differs from its rebuild by {worst:.2g}: rebuilt instead")
+            self.switch_notes.append(f"switched {model_kind} model differs from its rebuild by {worst:.2g}: rebuilt instead")
             return None
         return content, slots
 
@@ -255,6 +258,25 @@ class Trials:
         q, scale = quantize_symmetric(values, axis)
         tensor.set_data(dequantize(q, scale, 0, axis), tensor.type)
 
+    def _only_shard(self, island: Island) -> str:
+        """The "only" model holding this island: every run carries all its integer copies,
+        and integer kernels the CPU delegate lacks are slow (face_landmark's int8 PRELU: the
+        whole model int8 runs 4x its float time), so the islands are split in graph order
+        into models of ``ONLY_SHARD`` (a run costs about the float model plus a shard)."""
+        position = self.islands.index(island) // ONLY_SHARD
+        kind = f"only:{position}"
+        if kind not in self._wanted:
+            self._wanted[kind] = {i.name for i in self.islands[position * ONLY_SHARD:(position + 1) * ONLY_SHARD]}
+        return kind
+
+    def switched_counts(self) -> dict[str, int]:
+        """Islands answered by switched models, per kind of question."""
+        counts: dict[str, int] = {}
+        for kind, built in self.switch_models.items():
+            base = kind.split(":")[0]
+            counts[base] = counts.get(base, 0) + (len(built[1]) if built else 0)
+        return counts
+
     def switch_job(self, kind: str, island: Island) -> tuple:
         """The job answering ``kind`` for one island: switched when its model has the island;
         ("unseen", kind) when the cut removed all of it: then the answer is the variant with
@@ -262,9 +284,10 @@ class Trials:
         rebuild, cut, would give (face_landmark_with_attention: 226 of 316 islands)."""
         if self.switched and self.cut and not any(k in self._alive for k in island.keys):
             return ("unseen", kind)
-        built = self._switch_model(kind)
+        model_kind = self._only_shard(island) if kind == "only" else kind
+        built = self._switch_model(model_kind)
         if built is not None and island.name in built[1]:
-            return ("switch", (kind, island.name))
+            return ("switch", (model_kind, island.name))
         if kind == "weights":
             return ("weights", self.islands.index(island))
         return (kind, frozenset(island.keys))
@@ -356,7 +379,7 @@ def ranking(trials: Trials) -> dict:
         "mode": trials.options.mode, "islands": len(rows), "evaluation_samples": len(trials.samples),
         "full_quantized": {"min_cosine": full.min_cosine, "min_snr_db": full.min_snr, "outputs": full.outputs},
         "cut_ops": sorted(set(trials.cut)), "builds": trials.builds, "workers": trials.workers,
-        "switched": {k: len(v[1]) if v else 0 for k, v in trials.switch_models.items()},
+        "switched": trials.switched_counts(),
         "notes": trials.switch_notes, "seconds": trials.seconds, "ranked": rows,
     }
 
@@ -406,5 +429,5 @@ def analyze(model: Model, calibration, evaluation, options, *, top: int = 0, pro
                     "weights_only_loss": w_loss, "blame": blame,
                     "gain_if_float": full.loss() - only_f.loss()})
     result.update({"builds": trials.builds, "seconds": time.perf_counter() - t0,
-                   "switched": {k: len(v[1]) if v else 0 for k, v in trials.switch_models.items()}})
+                   "switched": trials.switched_counts()})
     return result
