@@ -1,14 +1,14 @@
-"""One model that answers every single-island question by a runtime switch.
+"""Models that answer many single-island questions each, picked by a runtime switch.
 
 Rebuilding, packing and loading a variant per question costs far more than running it on
 the corpus (iris_landmark: 27 of 35 s were flatbuffer unpack / pack). So each island gets a
 second copy of its ops, right behind the originals, and every tensor the island hands on
 (to another island, a float op or a graph output) is read through
 ``copy * on + original * (1 - on)`` with ``on = switch[slot]``, 0 or 1: exact for finite
-values (``x * 1 + y * 0`` is ``x``), and MUL / ADD stay in the CPU delegate where a SELECT_V2
-broadcast runs the interpreter's slow reference loop (face_detection_short_range: 11x the
-float model's time per run). ``switch`` is one extra float32 graph input; one interpreter,
-allocated once, answers any set of switched islands.
+values (``x * 1 + y * 0`` is ``x``), and MUL / ADD stay in the CPU delegate, where a
+broadcasting SELECT_V2 falls out of it into the interpreter's generic broadcast loop.
+``switch`` is one extra float32 graph input; one interpreter, allocated once, answers any set
+of switched islands.
 
 Which copy does what is set by what is quantized afterwards: quantizing only the copies gives
 "only this island integer" (the originals are the float model), quantizing only the
