@@ -94,3 +94,70 @@ def test_every_pass_says_what_it_did_in_words(tmp_path, capsys):
     for words in ("pruned 5 of 5 weight tensors to 50.0%", "distinct values per tensor (asked 8)",
                   "tensors in the sparse format", "int8: ", "ops quantized", "XNNPACK", "ops accelerated", "removed "):
         assert words in out, words
+
+
+def test_sensitivity_report_ranks_in_a_bar_plot(tmp_path, capsys):
+    """``tflopt sensitivity --report``: the ranked bar plot and table render in headless
+    Chromium; the SVG fallback draws one labelled bar per island, rank 1 (the fragile
+    sigmoid head) longest."""
+    import numpy as np
+
+    from tflopt.build import sigmoid_head_mlp
+    from tflopt.reports import sensitivity_report
+    model = tmp_path / "fragile.tflite"
+    model.write_bytes(sigmoid_head_mlp([16, 32, 32, 4]).to_bytes())
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cal.npz", input=rng.standard_normal((24, 1, 16)).astype(np.float32))
+    np.savez(tmp_path / "ev.npz", input=rng.standard_normal((8, 1, 16)).astype(np.float32))
+    report = tmp_path / "sens.html"
+    assert main(["sensitivity", str(model), "--calibration", str(tmp_path / "cal.npz"), "--data",
+                 str(tmp_path / "ev.npz"), "--report", str(report), "--json"]) == 0
+    import json
+    result = json.loads(capsys.readouterr().out)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed: run .ci/setup-chromium"
+    proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           report.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    assert proc.returncode == 0 and "<h1>tflopt sensitivity</h1>" in dom
+    assert "<h2>Quantization sensitivity</h2>" in dom and "only int8: min cosine" in dom
+    assert re.search(r"<img src=\"data:image/png;base64,[A-Za-z0-9+/=]{200,}\"", dom)
+    svg = render_html(sensitivity_report(result), images="svg")
+    bars = re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="end" font-size="10">([^<]*)</text>'
+                      r'<rect x="[\d.]+" y="[\d.]+" width="([\d.]+)"', svg)
+    assert [label.split(".")[0] for label, _ in bars] == [str(r["rank"]) for r in result["ranked"]]
+    assert "LOGISTIC" in bars[0][0] and float(bars[0][1]) == max(float(w) for _, w in bars) > 0
+    assert "data:image/png" not in svg
+    md = render_markdown(sensitivity_report(result))
+    assert "## Quantization sensitivity" in md and "| rank | island |" in md
+    assert main(["sensitivity", str(model), "--calibration", str(tmp_path / "cal.npz"),
+                 "--report", str(tmp_path / "r.txt")]) == 2
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_optimize_report_draws_the_ranking_mixed_precision_keeps(tmp_path, capsys):
+    """An optimize run whose mixed-precision stats carry a sensitivity ranking
+    (``tflopt.sensitivity.ranking`` of its trials) gets the ranked plot and table."""
+    import json
+
+    import numpy as np
+
+    from tflopt.build import sigmoid_head_mlp
+    from tflopt.calibration import from_iterable
+    from tflopt.passes.quantize import QuantizeOptions
+    from tflopt.reports import optimize_report
+    from tflopt.sensitivity import Trials, ranking
+    m = sigmoid_head_mlp([16, 32, 32, 4])
+    model = tmp_path / "fragile.tflite"
+    model.write_bytes(m.to_bytes())
+    samples = np.random.default_rng(0).standard_normal((24, 1, 16)).astype(np.float32)
+    np.savez(tmp_path / "cal.npz", input=samples)
+    assert main(["optimize", str(model), "-o", str(tmp_path / "o.tflite"), "-p",
+                 "quantize(mode=int8,target_cosine=0.99)", "--calibration", str(tmp_path / "cal.npz"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    stats = next(p["stats"] for p in out["passes"] if "mixed_precision" in p["stats"])
+    trials = Trials(m, from_iterable(list(samples), m), list(samples), QuantizeOptions())
+    stats["mixed_precision"]["sensitivity"] = ranking(trials)
+    page = render_html(optimize_report(out), images="svg")
+    assert "<h2>Quantization sensitivity</h2>" in page and "1. LOGISTIC score" in page
+    assert page.index("<h2>Pipeline</h2>") < page.index("<h2>Quantization sensitivity</h2>")

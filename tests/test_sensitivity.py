@@ -35,7 +35,108 @@ def test_fragile_sigmoid_head_ranks_first(fragile):
     assert all(o["only_float"]["min_cosine"] < 0.95 for o in others)
     assert top["blame"] == "activations"  # LOGISTIC has no weights
     assert [x["rank"] for x in r["ranked"]] == list(range(1, len(r["ranked"]) + 1))
-    assert r["builds"] == 1 + 2 * len(r["ranked"])  # whole model, then alone-int8 and alone-float per island
+    # One build (the whole model integer): every single-island question went to a switched model.
+    assert r["builds"] == 1 and r["switched"]["only"] == r["switched"]["float"] == len(r["ranked"])
+    assert r["notes"] == []
+
+
+def _fragile_weights_mlp():
+    """An MLP whose middle layer (dense_2) has, in every output row, one weight 1000x the
+    rest on an input unit the layer before keeps at 0 (its bias is -100 under the RELU):
+    worthless in float, but per-channel int8 then spends every level on it and rounds the
+    weights that matter to zero. Nothing else is fragile: no head, no wide activation."""
+    from tflopt.build import mlp
+    from tflopt.weights import float_values
+    m = mlp([16, 32, 32, 32, 4])
+    sg = m.main
+    dead = sg.tensors[sg.operators[1].inputs[2]]
+    b = float_values(dead).copy()
+    b[0] = -100.0
+    dead.set_data(b)
+    kernel = sg.tensors[sg.operators[2].inputs[1]]
+    w = float_values(kernel).copy()
+    w[:, 0] = 1000.0 * np.abs(w).max()
+    kernel.set_data(w)
+    return m
+
+
+def test_fragile_middle_layer_ranks_first_and_blames_its_weights():
+    m = _fragile_weights_mlp()
+    r = analyze(m, from_iterable(_samples(32, 1), m), _samples(16, 2), QuantizeOptions(), top=0)
+    top, others = r["ranked"][0], r["ranked"][1:]
+    assert top["island"] == "dense_2/out" and not top["head"]
+    assert top["only_quantized"]["min_cosine"] < 0.9 < min(o["only_quantized"]["min_cosine"] for o in others)
+    assert top["blame"] == "weights" and top["weights_only_loss"] > 0.5 * (1 - top["only_quantized"]["min_cosine"])
+    assert top["only_float"]["min_cosine"] > 0.99 > r["full_quantized"]["min_cosine"]
+
+
+def _random_samples(model, n, seed):
+    from tflopt import runtime
+    interp = runtime.interpreter(runtime.runnable(model)[0])
+    return [runtime.random_inputs(interp, seed=seed * 1000 + k) for k in range(n)]
+
+
+@pytest.mark.parametrize("name,mode", [("convnet_fp32.tflite", "int8"), ("convnet_fp32.tflite", "int16x8"),
+                                       ("attention_fp32.tflite", "int8")])
+def test_switched_models_answer_as_the_rebuilds(name, mode):
+    """Each question asked of the switched model (one interpreter, a switch input) scores as
+    the model rebuilt for that question alone; islands a switch would change are rebuilt."""
+    import tflopt
+    from conftest import MODELS
+    from tflopt.sensitivity import Trials
+    m = tflopt.load(MODELS / name)
+    trials = Trials(m, from_iterable(_random_samples(m, 16, 1), m), _random_samples(m, 4, 2),
+                    QuantizeOptions(mode=mode), workers=1)
+    full = trials.full_score()
+    assert full.min_cosine < 0.99999  # quantizing changes the outputs: the switches have something to switch
+    for kind in ("only", "float", "weights"):
+        content, slots = trials._switch_model(kind)
+        switched = [i for i in trials.islands if i.name in slots]
+        assert len(switched) >= 4
+        rebuilt = [i for i in trials.islands if i.name not in slots and (kind != "weights" or i.weighted)]
+        for island in switched[:3] + switched[-2:]:
+            job = trials.switch_job(kind, island)
+            assert job[0] == "switch"
+            reference = ("weights", trials.islands.index(island)) if kind == "weights" else \
+                (kind, frozenset(island.keys))
+            fast, slow = trials.variant(job), trials.variant(reference)
+            for a, b in zip(fast.outputs, slow.outputs):
+                assert a["name"] == b["name"]
+                assert a["cosine"] == pytest.approx(b["cosine"], abs=1e-6)
+                assert a["snr_db"] == pytest.approx(b["snr_db"], rel=1e-4, abs=1e-3)
+        for island in rebuilt:
+            assert trials.switch_job(kind, island)[0] != "switch"
+        if name.startswith("attention") and kind == "float":
+            # SOFTMAX hands its fixed 1/256 grid to an integer BATCH_MATMUL: floating it alone
+            # makes the reader requantize, so that question is rebuilt, not switched.
+            assert any("SOFTMAX" in i.kinds for i in rebuilt)
+    assert trials.switch_notes == []
+    # Several islands float at once (what mixed precision asks): the same as their rebuild.
+    names = [i.name for i in trials.islands if i.name in trials.switch_models["float"][1]][1:4]
+    fast = trials.float_score(names)
+    slow = trials.score(trials.build(frozenset(k for i in trials.islands if i.name in names for k in i.keys))[0])
+    assert fast.min_cosine == pytest.approx(slow.min_cosine, abs=1e-6)
+    assert fast.min_snr == pytest.approx(slow.min_snr, rel=1e-4, abs=1e-3)
+
+
+def test_islands_behind_a_cut_custom_op_answer_as_their_rebuilds():
+    """A custom op the interpreter lacks is cut with everything after it: the islands there
+    change nothing compared, and say so without a rebuild, with the rebuilds' numbers."""
+    from tflopt.build import mlp
+    from tflopt.schema import TensorType
+    m = mlp([16, 32, 32, 32, 4])
+    sg = m.main
+    hidden = sg.operators[1].outputs[0]
+    odd = sg.add_tensor("odd", sg.tensors[hidden].shape, TensorType.FLOAT32)
+    sg.insert_operator(2, "CUSTOM", [hidden], [odd.index], custom_code="TfloptNoSuchOp")
+    sg.operators[3].set_input(0, odd.index)
+    runs = [analyze(m, from_iterable(_samples(16, 1), m), _samples(8, 2), QuantizeOptions(), top=0, switched=s)
+            for s in (True, False)]
+    assert runs[0]["cut_ops"] == ["CUSTOM:TfloptNoSuchOp"]
+    assert runs[0]["builds"] == 1 < runs[1]["builds"]
+    behind = [r for r in runs[0]["ranked"] if r["island"] in ("dense_2/out", "dense_3/out")]
+    assert len(behind) == 2 and all(r["only_quantized"]["min_cosine"] == pytest.approx(1.0) for r in behind)
+    assert runs[0]["ranked"] == runs[1]["ranked"]
 
 
 def test_islands_group_activation_and_reshape_with_producer():

@@ -181,6 +181,42 @@ def gates_section(gates: list) -> dict:
 
 
 # -- whole reports ----------------------------------------------------------------------------
+# Bars drawn in the sensitivity ranking; the table lists every island the analysis returned.
+SENSITIVITY_BARS = 40
+
+
+def sensitivity_section(result: dict) -> dict:
+    """An ``analyze`` result (tflopt.sensitivity) as a ranked bar plot and a table."""
+    ranked = result["ranked"]
+    full = result["full_quantized"]
+    blocks = [_text(f"Whole model {result['mode']}: min output cosine {full['min_cosine']:.6g}, min SNR "
+                    f"{full['min_snr_db']:.3g} dB on {result['evaluation_samples']} evaluation samples; "
+                    f"{result['islands']} islands (ops that share an encoding), ranked by the loss of "
+                    f"quantizing each alone.")]
+    shown = ranked[:SENSITIVITY_BARS]
+    blocks.append({"type": "figure", "title": f"Sensitivity: the {len(shown)} islands int8 hurts most",
+                   "xlabel": "1 - min output cosine with only this island integer", "ylabel": "island",
+                   "logy": False, "panels": [{
+                       "title": "", "kind": "hbars",
+                       "labels": [f"{r['rank']}. {'+'.join(dict.fromkeys(r['ops']))} {_short(r['island'], 40)}"
+                                  for r in shown],
+                       "y": [1.0 - r["only_quantized"]["min_cosine"] for r in shown]}]})
+    rows = []
+    for r in ranked:
+        of = r.get("only_float") or {}
+        rows.append([r["rank"], r["island"], "+".join(dict.fromkeys(r["ops"])), 100 * r["macs_share"],
+                     r["only_quantized"]["min_cosine"], r["only_quantized"]["min_snr_db"], of.get("min_cosine"),
+                     r.get("blame"), r.get("gain_if_float")])
+    blocks.append(_table(["rank", "island", "ops", "MACs %", "only int8: min cosine", "only int8: min SNR dB",
+                          "only float: min cosine", "blame", "gain if float"], rows))
+    return {"title": "Quantization sensitivity", "blocks": blocks}
+
+
+def sensitivity_report(result: dict) -> dict:
+    return {"title": "tflopt sensitivity", "subtitle": f"{result.get('model', '')}: {result['mode']}, "
+            f"{result['islands']} islands, {result['seconds']:.1f} s", "sections": [sensitivity_section(result)]}
+
+
 def compare_report(reference, candidate, result: dict, *, data=None, labels=None) -> dict:
     sections = [fidelity_section(result)]
     if result.get("layers"):
@@ -226,4 +262,8 @@ def optimize_report(out: dict, *, before=None, after=None, comparison: dict | No
     for p in passes:
         if p["name"] == "audit":
             sections.append(audit_section(p["stats"]))
+        # Mixed precision that kept its sensitivity ranking (an ``analyze`` result) shows it.
+        ranking = (p.get("stats") or {}).get("mixed_precision", {}).get("sensitivity")
+        if ranking and ranking.get("ranked"):
+            sections.append(sensitivity_section(ranking))
     return {"title": "tflopt optimize", "subtitle": f"{out['input']} -> {out['output']}", "sections": sections}

@@ -4,6 +4,8 @@ numbers and HTML can draw them.
 
 figure = {"type": "figure", "title", "xlabel", "ylabel", "logy": bool,
           "panels": [{"title", "kind": "line" | "bars", "x": [...], "y": [...], "xticks"?: [...]}]}
+A ranking is one panel of kind "hbars": "labels" (top first) and "y" (bar lengths, >= 0), drawn
+as labelled horizontal bars; ``xlabel`` names the bar length.
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ def png_base64(fig: dict) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     panels = fig["panels"]
+    if panels[0]["kind"] == "hbars":
+        return _png_hbars(fig, plt)
     wide = any(p.get("xticks") for p in panels)  # a per-layer curve needs room for its labels
     size = (10, 4.2) if wide else (min(3.6 * len(panels), 13), 2.8)
     f, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False, sharex=True, sharey=True)
@@ -70,6 +74,10 @@ def png_base64(fig: dict) -> str | None:
         ax.tick_params(labelsize=6)
     axes[0][0].set_ylabel(fig["ylabel"], fontsize=7)
     f.suptitle(fig["title"], fontsize=9)
+    return _png(f, plt)
+
+
+def _png(f, plt) -> str:
     f.tight_layout()
     buf = io.BytesIO()
     f.savefig(buf, format="png", dpi=72)
@@ -77,9 +85,45 @@ def png_base64(fig: dict) -> str | None:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _png_hbars(fig: dict, plt) -> str:
+    p = fig["panels"][0]
+    f, ax = plt.subplots(figsize=(10, 1.0 + 0.26 * max(len(p["y"]), 1)))
+    ax.barh(range(len(p["y"])), [v if _finite(v) else 0.0 for v in p["y"]], color="C0")
+    ax.set_yticks(range(len(p["labels"])))
+    ax.set_yticklabels(p["labels"], fontsize=9)
+    ax.invert_yaxis()  # rank 1 on top
+    ax.set_xlabel(fig["xlabel"], fontsize=9)
+    ax.set_title(fig["title"], fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
+    return _png(f, plt)
+
+
+def _svg_hbars(fig: dict) -> str:
+    """A ranking as labelled horizontal bars, rank 1 on top, lengths on one linear scale."""
+    p = fig["panels"][0]
+    values = [v if _finite(v) and v > 0 else 0.0 for v in p["y"]]
+    top, row, label_w, bar_w = 30, 16, 330, 560
+    scale = max(values, default=0.0) or 1.0
+    height = top + row * len(values) + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 80}" height="{height}" role="img">',
+           f'<title>{html.escape(fig["title"])}</title>',
+           f'<text x="{(label_w + bar_w) / 2}" y="14" text-anchor="middle" font-size="12">{html.escape(fig["title"])}</text>']
+    for i, (label, v) in enumerate(zip(p["labels"], values)):
+        y = top + i * row
+        w = v / scale * bar_w
+        out.append(f'<text x="{label_w - 6}" y="{y + 11}" text-anchor="end" font-size="10">{html.escape(str(label))}</text>'
+                   f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row - 4}" fill="#1f77b4"/>'
+                   f'<text x="{label_w + w + 4:.1f}" y="{y + 11}" font-size="9">{v:.3g}</text>')
+    out.append(f'<text x="{label_w + bar_w / 2}" y="{height - 8}" text-anchor="middle" font-size="10">'
+               f'{html.escape(fig["xlabel"])}</text></svg>')
+    return "".join(out)
+
+
 def svg(fig: dict) -> str:
     """The figure as inline SVG (no matplotlib needed): one panel per column, shared scales."""
     panels = fig["panels"]
+    if panels[0]["kind"] == "hbars":
+        return _svg_hbars(fig)
     pw, ph, m = 240, 170, 34
     width, height = pw * len(panels), ph + 40
     x0, x1, y0, y1 = _limits(fig)
