@@ -38,7 +38,7 @@ class ParallelGzip:
     def __init__(self, out=None, level: int = 6, threads: int | None = None):
         self._sink, self.level, self.bytes = out, level, 0
         self._threads = threads or cores()
-        self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
+        self._pool: ThreadPoolExecutor | None = None  # started by a second block: small inputs stay inline
         self._pending: deque = deque()
         self._buf = bytearray()
         self._tail: bytes | None = None
@@ -63,6 +63,8 @@ class ParallelGzip:
 
     def _submit(self, block: bytes, last: bool) -> None:
         zdict, self._tail = self._tail, block[-_WINDOW:]
+        if self._pool is None and not last and self._threads > 1:
+            self._pool = ThreadPoolExecutor(self._threads)
         if self._pool is None:
             self._out(_deflate(block, zdict, self.level, last))
             return

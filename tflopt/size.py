@@ -19,7 +19,20 @@ from .runtime import cores
 # (``--gzip-level`` / ``--zstd-level``) for the last few percent.
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
+# Inputs over 1 GiB default to gzip -1: on compressible weights (int8, pruned) -6 deflates
+# 2-5x slower than -1 for 1-3% fewer bytes, minutes on a multi-GB model; on float32 weights
+# the two differ by <0.2% in bytes and ~15% in time (benchmarks/bench_size.py).
+LARGE_INPUT = 1 << 30
+LARGE_GZIP_LEVEL = 1
 _CHUNK = 4 << 20
+
+
+def default_levels(nbytes: int, gzip_level: int | None = None, zstd_level: int | None = None) -> tuple[int, int]:
+    """The (gzip, zstd) levels for inputs of at most ``nbytes`` (the largest of the files
+    compared, so both sides of a before/after use the same); levels given are kept."""
+    if gzip_level is None:
+        gzip_level = LARGE_GZIP_LEVEL if nbytes > LARGE_INPUT else GZIP_LEVEL
+    return gzip_level, ZSTD_LEVEL if zstd_level is None else zstd_level
 
 
 def zstd_compressor(level: int = ZSTD_LEVEL) -> zstandard.ZstdCompressor:
