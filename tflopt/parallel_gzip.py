@@ -52,14 +52,18 @@ class ParallelGzip:
             self._sink(b)
 
     def write(self, b) -> None:
-        self._crc = zlib.crc32(b, self._crc)
-        self._size += len(b)
-        self._buf += b
+        view = memoryview(b).cast("B")
+        self._crc = zlib.crc32(view, self._crc)
+        self._size += len(view)
+        pos = 0
         # The last block is held back until close: it is the one ended with Z_FINISH.
-        while len(self._buf) > BLOCK:
-            block = bytes(self._buf[:BLOCK])
-            del self._buf[:BLOCK]
+        while len(self._buf) + len(view) - pos > BLOCK:
+            take = BLOCK - len(self._buf)
+            block = bytes(self._buf + view[pos:pos + take]) if self._buf else bytes(view[pos:pos + take])
+            self._buf = bytearray()
+            pos += take
             self._submit(block, last=False)
+        self._buf += view[pos:]
 
     def _submit(self, block: bytes, last: bool) -> None:
         zdict, self._tail = self._tail, block[-_WINDOW:]

@@ -36,11 +36,12 @@ def default_levels(nbytes: int, gzip_level: int | None = None, zstd_level: int |
 
 
 def zstd_compressor(level: int = ZSTD_LEVEL) -> zstandard.ZstdCompressor:
-    # Always the multi-threaded mode (threads >= 1): its bytes are the same for any thread
-    # count, unlike threads=0 (within 0.2% of it on the fixtures, identical on most). One
-    # worker up to level 9, where zstd is several times faster than the deflate threads it
-    # runs beside; every core from 10 up, where zstd is the slow one (-19: ~2 MB/s a core).
-    return zstandard.ZstdCompressor(level=level, threads=cores() if level >= 10 else 1)
+    # Up to level 9 zstd is several times faster than the deflate threads it runs beside:
+    # single-threaded (the multi-threaded mode only adds ~60 MB of job buffers there). From
+    # 10 up zstd is the slow one (-19: ~2 MB/s a core): every core, in the multi-threaded
+    # mode, whose bytes are the same for any worker count (within 0.2% of single-threaded
+    # zstd on the fixtures, identical on most), so the figure does not depend on the machine.
+    return zstandard.ZstdCompressor(level=level, threads=cores() if level >= 10 else 0)
 
 
 def gzip_size(data, level: int = GZIP_LEVEL) -> int:
@@ -55,9 +56,7 @@ class CompressedSizes:
     """A write-only sink that counts the bytes written and what gzip and zstd make of them,
     a chunk at a time: nothing is kept but the compressors' windows and a few blocks in
     flight. gzip is deflated on every core (ParallelGzip: one stream, within a sync marker
-    per MiB of ``gzip.compress``); zstd runs its own worker threads (multi-threaded zstd
-    gives the same bytes for any thread count, so the figure does not depend on the
-    machine). zstd is told the total size up front when known (the frame header then
+    per MiB of ``gzip.compress``) while zstd runs here (see zstd_compressor). zstd is told the total size up front when known (the frame header then
     records it, as a one-shot compression does)."""
 
     def __init__(self, gzip_level: int = GZIP_LEVEL, zstd_level: int = ZSTD_LEVEL, size: int | None = None):
