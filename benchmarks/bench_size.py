@@ -8,8 +8,8 @@ dependencies) zlib-ng and ISA-L at the same level number; zstd single- against
 multi-threaded. Inputs: the given files, plus two compressible ones made from ResNet50's
 weights (half of them zeroed; rounded to int8), like pruned and quantized models.
 
-``commands``: ``tflopt size --json`` as whole child processes, wall time and peak RSS
-(``ru_maxrss``); with ``--baseline DIR`` the same command from another checkout (e.g. the
+``commands``: ``tflopt size --json`` as whole child processes, wall time, CPU time (user +
+system: what the work costs whatever else runs on the machine) and peak RSS (``ru_maxrss``); with ``--baseline DIR`` the same command from another checkout (e.g. the
 commit before this work) alternates with this one.
 
     python benchmarks/bench_size.py [--files a.tflite,...] [--levels 1,6] [--repeat 3]
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 import zlib
@@ -122,19 +123,26 @@ def _table(name: str, data: bytes, variants: dict, repeat: int) -> None:
 
 def commands(files: list[Path], repeat: int, baseline: Path | None) -> None:
     print(f"\n## tflopt size --json, whole process ({load()} at start)")
-    print(f"{'model':28} {'MB':>6} {'checkout':9} {'wall s':>8} {'peak MB':>8} {'peak/file':>9}  load")
+    print(f"{'model':28} {'MB':>6} {'checkout':9} {'wall s':>8} {'cpu s':>7} {'peak MB':>8} {'peak/file':>9}  load")
     runs = {"this": ROOT, **({"baseline": baseline} if baseline else {})}
     for path in files:
-        got: dict[str, list[tuple[float, int]]] = {k: [] for k in runs}
+        got: dict[str, list[tuple[float, float, int]]] = {k: [] for k in runs}
         for _ in range(repeat):
             for k, tree in runs.items():  # interleaved: the same load for both
                 code = f"import sys; sys.path.insert(0, {str(tree)!r}); from tflopt.cli import entry; entry()"
-                got[k].append(child([sys.executable, "-c", code, "size", str(path), "--json"]))
+                cpu = _children_cpu()
+                wall, peak = child([sys.executable, "-c", code, "size", str(path), "--json"])
+                got[k].append((wall, _children_cpu() - cpu, peak))
         size = path.stat().st_size
         for k, rs in got.items():
-            wall, peak = median([r[0] for r in rs]), max(r[1] for r in rs)
-            print(f"{path.name[:28]:28} {size / 1e6:6.0f} {k:9} {wall:8.1f} {peak / 1e6:8.0f} "
+            wall, cpu, peak = median([r[0] for r in rs]), median([r[1] for r in rs]), max(r[2] for r in rs)
+            print(f"{path.name[:28]:28} {size / 1e6:6.0f} {k:9} {wall:8.1f} {cpu:7.1f} {peak / 1e6:8.0f} "
                   f"{peak / size:9.2f}  {load()}")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main(argv=None) -> None:
