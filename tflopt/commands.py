@@ -113,22 +113,25 @@ def inspect_cmd(model: Path, as_json: bool, show_ops: bool):
 @MODEL_ARG
 @click.argument("other", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print figures as JSON (raw_bytes, gzip_bytes, zstd_bytes, tensors).")
-@click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True,
-              help="zstd level (3, zstd's default, streams ~100 MB/s; 19 is ~50x slower for ~1% less).")
-@click.option("--gzip-level", type=click.IntRange(1, 9), default=6, show_default=True,
-              help="gzip (zlib) level (6, gzip's default; 9 as `gzip -9`).")
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=None,
+              help="zstd level [default: 3, zstd's own; 19 is ~50x slower for ~1% less].")
+@click.option("--gzip-level", type=click.IntRange(1, 9), default=None,
+              help="gzip (zlib) level [default: 6, gzip's own; 1 when a file is over 1 GiB; 9 as `gzip -9`].")
 @click.option("--top", type=click.IntRange(0), default=15, show_default=True,
               help="Tensors listed in the text table (largest first); 0 lists none.")
 @click.option("--exact-unique", is_flag=True, help="Count distinct values of 32-bit tensors over 2^24 values too "
               "(a sort each, seconds per tensor); otherwise they show '-' (null).")
-def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, gzip_level: int, top: int,
+def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int | None, gzip_level: int | None, top: int,
              exact_unique: bool):
     """Raw, gzip and zstd sizes of MODEL (streamed from the file), a per-tensor table, and
     deltas against OTHER."""
-    from .size import compare, measure, summary_line
+    from .size import compare, default_levels, measure, summary_line
     results = []
-    for path in [model] + ([other] if other else []):
+    paths = [model] + ([other] if other else [])
+    for path in paths:
         load(path)  # a bad file fails here, with the loader's one-line error
+    gzip_level, zstd_level = default_levels(max(p.stat().st_size for p in paths), gzip_level, zstd_level)
+    for path in paths:
         r = measure(path, zstd_level=zstd_level, gzip_level=gzip_level, exact_unique=exact_unique)
         r["path"] = str(path)
         results.append(r)
@@ -170,16 +173,16 @@ def size_cmd(model: Path, other: Path | None, as_json: bool, zstd_level: int, gz
 @click.option("--force", is_flag=True, help="Allow OUTPUT to be the same file as MODEL.")
 @click.option("--layout", type=click.Choice(["auto", "inline", "external"]), default="auto", show_default=True,
               help="Where buffer bytes go: inside the flatbuffer, or after it (needed above 2 GB).")
-@click.option("--sizes", is_flag=True, help="Also report gzip and zstd sizes before and after (gzip -6 and "
-              "zstd -3, streamed from the files; levels as `tflopt size` takes them).")
-@click.option("--gzip-level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level for --sizes.")
-@click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True, help="zstd level for --sizes.")
+@click.option("--sizes", is_flag=True, help="Also report gzip and zstd sizes before and after (gzip -6, -1 for "
+              "an input over 1 GiB, and zstd -3, streamed from the files; levels as `tflopt size` takes them).")
+@click.option("--gzip-level", type=click.IntRange(1, 9), default=None, help="gzip level for --sizes [default: as size].")
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=None, help="zstd level for --sizes [default: 3].")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option("--check", "check", is_flag=True,
               help="Load, allocate and run OUTPUT in the interpreter (a child process) before writing it.")
 @gate_options
 def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibration_normalize: str, input_shape,
-                 force: bool, layout: str, sizes: bool, gzip_level: int, zstd_level: int, as_json: bool,
+                 force: bool, layout: str, sizes: bool, gzip_level: int | None, zstd_level: int | None, as_json: bool,
                  eval_data, labels, min_cosine, min_snr, max_accuracy_drop, max_latency_ratio, allow_same_data,
                  report, check: bool = False):
     """Run a pipeline of passes over MODEL and write the result to OUTPUT.
@@ -214,7 +217,8 @@ def optimize_cmd(model: Path, output: Path, pipeline: str, calibration, calibrat
     before = m.clone() if report is not None else None
     before_sizes = None
     if sizes or report is not None:
-        from .size import file_sizes
+        from .size import default_levels, file_sizes
+        gzip_level, zstd_level = default_levels(before_size, gzip_level, zstd_level)
         before_sizes = file_sizes(model, gzip_level=gzip_level, zstd_level=zstd_level)
     ctx = PassContext(input_shapes=input_shapes)
     if calibration is not None:

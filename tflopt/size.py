@@ -1,11 +1,8 @@
 """Size figures: raw bytes, gzip and zstd bytes (streamed, a chunk at a time), per-tensor tables."""
 from __future__ import annotations
 
-import gzip
 import mmap
 import os
-import threading
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,73 +11,71 @@ import zstandard
 
 from .distinct import distinct_count
 from .model import Model
+from .parallel_gzip import ParallelGzip, gzip_length
+from .runtime import cores
 
 # The command-line tools' own default levels: fast enough to stay within seconds per 100 MB
 # (zstd -19 runs at ~2 MB/s, 19 minutes for a 2 GB model); -9 / -19 stay available
 # (``--gzip-level`` / ``--zstd-level``) for the last few percent.
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
+# Inputs over 1 GiB default to gzip -1: on compressible weights (int8, pruned) -6 deflates
+# 2-5x slower than -1 for 1-3% fewer bytes, minutes on a multi-GB model; on float32 weights
+# the two differ by <0.2% in bytes and ~15% in time (benchmarks/bench_size.py).
+LARGE_INPUT = 1 << 30
+LARGE_GZIP_LEVEL = 1
 _CHUNK = 4 << 20
 
 
-def gzip_size(data: bytes, level: int = GZIP_LEVEL) -> int:
-    # mtime=0 so the figure (and any written archive) is reproducible.
-    return len(gzip.compress(data, compresslevel=level, mtime=0))
+def default_levels(nbytes: int, gzip_level: int | None = None, zstd_level: int | None = None) -> tuple[int, int]:
+    """The (gzip, zstd) levels for inputs of at most ``nbytes`` (the largest of the files
+    compared, so both sides of a before/after use the same); levels given are kept."""
+    if gzip_level is None:
+        gzip_level = LARGE_GZIP_LEVEL if nbytes > LARGE_INPUT else GZIP_LEVEL
+    return gzip_level, ZSTD_LEVEL if zstd_level is None else zstd_level
 
 
-def zstd_size(data: bytes, level: int = ZSTD_LEVEL) -> int:
-    return len(zstandard.ZstdCompressor(level=level).compress(data))
+def zstd_compressor(level: int = ZSTD_LEVEL) -> zstandard.ZstdCompressor:
+    # Up to level 9 zstd is several times faster than the deflate threads it runs beside:
+    # single-threaded (the multi-threaded mode only adds ~60 MB of job buffers there). From
+    # 10 up zstd is the slow one (-19: ~2 MB/s a core): every core, in the multi-threaded
+    # mode, whose bytes are the same for any worker count (within 0.2% of single-threaded
+    # zstd on the fixtures, identical on most), so the figure does not depend on the machine.
+    return zstandard.ZstdCompressor(level=level, threads=cores() if level >= 10 else 0)
+
+
+def gzip_size(data, level: int = GZIP_LEVEL) -> int:
+    return gzip_length(data, level)
+
+
+def zstd_size(data, level: int = ZSTD_LEVEL) -> int:
+    return len(zstd_compressor(level).compress(data))
 
 
 class CompressedSizes:
     """A write-only sink that counts the bytes written and what gzip and zstd make of them,
-    a chunk at a time: nothing is kept but the compressors' windows. gzip (zlib, the same
-    stream as ``gzip.compress``) runs in a second thread beside zstd (both release the GIL),
-    at most one chunk behind. zstd is told the total size up front when known (the frame
-    header then records it, as a one-shot compression does)."""
+    a chunk at a time: nothing is kept but the compressors' windows and a few blocks in
+    flight. gzip is deflated on every core (ParallelGzip: one stream, within a sync marker
+    per MiB of ``gzip.compress``) while zstd runs here (see zstd_compressor). zstd is told the total size up front when known (the frame header then
+    records it, as a one-shot compression does)."""
 
     def __init__(self, gzip_level: int = GZIP_LEVEL, zstd_level: int = ZSTD_LEVEL, size: int | None = None):
         self.gzip_level, self.zstd_level = gzip_level, zstd_level
-        self._gz = zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
-        zs = zstandard.ZstdCompressor(level=zstd_level)
-        self._zs = zs.compressobj(size=size) if size is not None else zs.compressobj()
         self.raw = self._gzip = self._zstd = 0
-        self._pending: threading.Thread | None = None
-        self._small = bytearray()
-
-    def _deflate(self, chunk) -> None:
-        self._gzip += len(self._gz.compress(chunk))
-
-    def _feed(self, chunk) -> None:
-        if self._pending is not None:
-            self._pending.join()
-        self._pending = threading.Thread(target=self._deflate, args=(chunk,))
-        self._pending.start()
-        self._zstd += len(self._zs.compress(chunk))
+        self._gz = ParallelGzip(None, gzip_level)
+        zs = zstd_compressor(zstd_level)
+        self._zs = zs.compressobj(size=size) if size is not None else zs.compressobj()
 
     def write(self, b) -> None:
-        n = len(b)
-        self.raw += n
-        if n < (64 << 10):  # table pieces and padding: gathered, not handed over one by one
-            self._small += b
-            if len(self._small) >= (1 << 20):
-                self._feed(bytes(self._small))
-                self._small = bytearray()
-            return
-        if self._small:
-            self._feed(bytes(self._small))
-            self._small = bytearray()
-        self._feed(b)
+        self.raw += len(b)
+        self._gz.write(b)
+        self._zstd += len(self._zs.compress(b))
 
     def result(self) -> dict:
-        if self._small:
-            self._feed(bytes(self._small))
-            self._small = bytearray()
-        if self._pending is not None:
-            self._pending.join()
-            self._pending = None
-        self._gzip += len(self._gz.flush())
-        self._zstd += len(self._zs.flush())
+        if self._gz is not None:
+            self._gzip = self._gz.close()
+            self._zstd += len(self._zs.flush())
+            self._gz = None
         return {"raw_bytes": self.raw, "gzip_bytes": self._gzip, "zstd_bytes": self._zstd,
                 "gzip_level": self.gzip_level, "zstd_level": self.zstd_level}
 
