@@ -10,6 +10,12 @@ every output the stock interpreter can compute (custom ops it cannot run are cut
 
     python benchmarks/bench_recovery.py [--samples 16] [--waves 8] [NAME ...]
     python benchmarks/bench_recovery.py --digits   # top-1 of the digits fixtures instead
+    python benchmarks/bench_recovery.py --resnet [--methods obs,sparsegpt,gptq] [--json F]
+
+``--resnet`` times the calibrated methods on ResNet50 (~/.cache/tflopt/bench, or --model)
+with the 16 calibration photos (``--random``: seeded normal inputs instead): wall time of
+the whole pipeline, the time of the pass, and the per-layer reconstruction errors the
+recovery report holds (``--json`` writes them all, to compare two checkouts exactly).
 """
 from __future__ import annotations
 
@@ -114,6 +120,49 @@ def digits_table() -> None:
             print(f"{name:8s} {label:32s} {base:6.3f} {got[0][0]:6.3f} {got[1][0]:9.3f} {got[1][1]:8.1f}", flush=True)
 
 
+RESNET = Path.home() / ".cache" / "tflopt" / "bench" / "resnet50_fp32.tflite"
+RESNET_PIPELINES = {
+    "obs": "prune(sparsity=0.5,method=obs)",                         # OBC where affordable, else SparseGPT
+    "sparsegpt": "prune(sparsity=0.5,pattern=nm,nm=2:4,method=obs)",   # the blocked SparseGPT sweep
+    "gptq": "quantize(mode=dynamic,weights=gptq)",
+}
+
+
+def resnet_table(path: Path, methods: list[str], *, samples: int, random: bool, json_path: str | None) -> None:
+    """Wall time and per-layer errors of each calibrated method on one model."""
+    import json
+    import os
+    from tflopt import io
+    from tflopt.calibration import from_iterable
+    from tflopt.pipeline import PassContext, run_pipeline
+    base = io.load(path)
+    if random:
+        rng = np.random.default_rng(0)
+        shape = [d if d > 0 else 1 for d in base.main.tensors[base.main.inputs[0]].shape]
+        data = [[rng.standard_normal(shape).astype(np.float32)] for _ in range(samples)]
+    else:
+        data = photos(base, path, split="calibration", limit=samples)
+    print(f"# {path.name}, {len(data)} {'random normal' if random else 'photo'} samples, load {os.getloadavg()[0]:.2f}")
+    print(f"{'method':10s} {'wall s':>7s} {'pass s':>7s} {'layers':>6s} {'fallback':>8s} {'mean plain':>10s} "
+          f"{'mean comp':>10s} {'mean recov':>10s}")
+    dump = {}
+    for name in methods:
+        m = io.load(path)
+        t0 = time.perf_counter()
+        report = run_pipeline(m, RESNET_PIPELINES[name], PassContext(calibration=from_iterable(data, m)))
+        wall = time.perf_counter() - t0
+        step = report.passes[0]
+        rec = step.stats.get("recovery") or {}
+        layers = [r for r in rec.get("layers", []) if r.get("recovered")]
+        mean = lambda k: float(np.mean([r[k] for r in layers])) if layers else float("nan")  # noqa: E731
+        print(f"{name:10s} {wall:7.1f} {step.seconds:7.1f} {len(layers):6d} {rec.get('layers_fallback', 0):8d} "
+              f"{mean('error_plain'):10.5f} {mean('error_compensated'):10.5f} {mean('error_recovered'):10.5f}",
+              flush=True)
+        dump[name] = {"wall": wall, "layers": rec.get("layers", [])}
+    if json_path:
+        Path(json_path).write_text(json.dumps(dump, indent=1, default=float))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
@@ -121,7 +170,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--waves", type=int, default=8)
     ap.add_argument("--sparsity", type=float, default=0.5)
     ap.add_argument("--digits", action="store_true", help="top-1 table of the digits fixtures instead")
+    ap.add_argument("--resnet", action="store_true", help="time obs / sparsegpt / gptq on ResNet50 instead")
+    ap.add_argument("--model", type=Path, default=RESNET, help="the model --resnet runs on")
+    ap.add_argument("--methods", default="obs,sparsegpt,gptq")
+    ap.add_argument("--random", action="store_true", help="--resnet: seeded normal inputs, not photos")
+    ap.add_argument("--json", help="--resnet: write every per-layer figure here")
     a = ap.parse_args(argv)
+    if a.resnet:
+        resnet_table(a.model, a.methods.split(","), samples=a.samples, random=a.random, json_path=a.json)
+        return 0
     if a.digits:
         digits_table()
         return 0
