@@ -87,36 +87,38 @@ def sweep(W: np.ndarray, U: np.ndarray, quantize: Quantizer, *, blocks: list[tup
     """(compressed W, pruned mask or None). ``quantize(w_col, col, pruned_col)`` returns the
     column's compressed values; ``select(start, end, W_block, d_block)`` picks the block's
     pruned mask from the current (already compensated) weights and diag of U."""
-    W = np.array(W, np.float64, copy=True)
-    rows, cols = W.shape
-    Q = np.zeros_like(W)
+    # Column-major work copies (one contiguous row per column): every step reads and
+    # updates columns, which are strided in W's own layout.
+    WT = np.array(np.asarray(W, np.float64).T, order="C")
+    cols, rows = WT.shape
+    QT = np.zeros_like(WT)
     batched = U.ndim == 3
-    mask_all = np.zeros(W.shape, bool) if select is not None else None
+    mask_all = np.zeros((rows, cols), bool) if select is not None else None
     for a, b in blocks:
-        W1 = W[:, a:b].copy()
+        W1 = WT[a:b]                                       # [B, rows]; WT[a:b] is not read again
         U1 = U[..., a:b, a:b]
         d = np.diagonal(U1, axis1=-2, axis2=-1)            # [B] or [rows, B]
-        mask1 = select(a, b, W1, d) if select is not None else None
+        mask1 = select(a, b, W1.T, d) if select is not None else None
         if mask1 is not None:
             mask_all[:, a:b] = mask1
         Err1 = np.zeros_like(W1)
         for j in range(b - a):
-            w = W1[:, j]
+            w = W1[j]
             q = quantize(w, a + j, None if mask1 is None else mask1[:, j])
-            Q[:, a + j] = q
+            QT[a + j] = q
             if batched:
                 err = (w - q) / d[:, j]
-                W1[:, j:] -= err[:, None] * U1[:, j, j:]
+                W1[j:] -= (err[:, None] * U1[:, j, j:]).T
             else:
                 err = (w - q) / d[j]
-                W1[:, j:] -= np.outer(err, U1[j, j:])
-            Err1[:, j] = err
+                W1[j:] -= U1[j, j:, None] * err
+            Err1[j] = err
         if b < cols:
             if batched:
-                W[:, b:] -= np.einsum("rj,rjc->rc", Err1, U[:, a:b, b:])
+                WT[b:] -= np.einsum("jr,rjc->cr", Err1, U[:, a:b, b:])
             else:
-                W[:, b:] -= Err1 @ U[a:b, b:]
-    return Q, mask_all
+                WT[b:] -= U[a:b, b:].T @ Err1
+    return np.ascontiguousarray(QT.T), mask_all
 
 
 def quad_error(D: np.ndarray, H: np.ndarray) -> float:
