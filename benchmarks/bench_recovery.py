@@ -11,11 +11,13 @@ every output the stock interpreter can compute (custom ops it cannot run are cut
     python benchmarks/bench_recovery.py [--samples 16] [--waves 8] [NAME ...]
     python benchmarks/bench_recovery.py --digits   # top-1 of the digits fixtures instead
     python benchmarks/bench_recovery.py --resnet [--methods obs,sparsegpt,gptq] [--json F]
+    python benchmarks/bench_recovery.py --compare BEFORE.json AFTER.json
 
 ``--resnet`` times the calibrated methods on ResNet50 (~/.cache/tflopt/bench, or --model)
 with the 16 calibration photos (``--random``: seeded normal inputs instead): wall time of
 the whole pipeline, the time of the pass, and the per-layer reconstruction errors the
-recovery report holds (``--json`` writes them all, to compare two checkouts exactly).
+recovery report holds (``--json`` writes them all; ``--compare`` prints, per method, the
+largest relative difference of each per-layer error between two such files).
 """
 from __future__ import annotations
 
@@ -163,6 +165,23 @@ def resnet_table(path: Path, methods: list[str], *, samples: int, random: bool, 
         Path(json_path).write_text(json.dumps(dump, indent=1, default=float))
 
 
+def compare_dumps(before: str, after: str) -> None:
+    import json
+    a, b = json.loads(Path(before).read_text()), json.loads(Path(after).read_text())
+    keys = ("error_plain", "error_compensated", "error_recovered")
+    print(f"{'method':10s} {'wall before':>11s} {'wall after':>10s} {'speed-up':>8s} {'layers':>6s} "
+          + " ".join(f"{'max rel diff ' + k[6:]:>22s}" for k in keys))
+    for name in a.keys() & b.keys():
+        ra = {r["name"]: r for r in a[name]["layers"] if r.get("recovered")}
+        rb = {r["name"]: r for r in b[name]["layers"] if r.get("recovered")}
+        same = ra.keys() & rb.keys()
+        diff = [max((abs(ra[n][k] - rb[n][k]) / max(abs(ra[n][k]), 1e-30) for n in same), default=float("nan"))
+                for k in keys]
+        layers = f"{len(same)}" if len(same) == len(ra) == len(rb) else f"{len(same)}/{len(ra)}/{len(rb)}"
+        print(f"{name:10s} {a[name]['wall']:11.1f} {b[name]['wall']:10.1f} {a[name]['wall'] / b[name]['wall']:8.2f} "
+              f"{layers:>6s} " + " ".join(f"{d:22.2e}" for d in diff))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
@@ -175,7 +194,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--methods", default="obs,sparsegpt,gptq")
     ap.add_argument("--random", action="store_true", help="--resnet: seeded normal inputs, not photos")
     ap.add_argument("--json", help="--resnet: write every per-layer figure here")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two --json files")
     a = ap.parse_args(argv)
+    if a.compare:
+        compare_dumps(*a.compare)
+        return 0
     if a.resnet:
         resnet_table(a.model, a.methods.split(","), samples=a.samples, random=a.random, json_path=a.json)
         return 0

@@ -43,10 +43,11 @@ def inverse_cholesky(H: np.ndarray, damp: float = 0.01) -> np.ndarray:
 
 
 def one_blas_thread():
-    """A context with BLAS / LAPACK on one thread. Factorisations synchronise their threads
-    at every panel; with the cores busy (other processes, the interpreter) each waits for a
-    descheduled thread: measured 2.7 s instead of 0.05 s for potrf + trtri at n=512 on two
-    loaded cores. One thread is near its best case on idle cores too at these sizes."""
+    """A context with BLAS / LAPACK on one thread. Threaded BLAS synchronises its threads at
+    every panel (factorisations) or block (products); on cores shared with other processes
+    each waits for a descheduled thread: on two loaded cores (load average 11) potrf + trtri at
+    n=512 took 2.7 s threaded, 0.05 s on one thread, and a layer's X^T X products 0.5-0.66 s
+    threaded, 0.26-0.30 s on one. Idle, two threads would make the products up to 2x faster."""
     from threadpoolctl import threadpool_limits
     return threadpool_limits(1, user_api="blas")
 

@@ -371,9 +371,10 @@ def gather(model, specs: list[LayerSpec], samples: Iterable[list[np.ndarray]], *
 
 
 # Ops whose effect is not carried by their output tensors (resource variables, run-once
-# initialisers, control flow): a graph holding any of them is run whole.
+# initialisers, control flow): a graph holding any of them is run whole. Custom ops are taken
+# as functions of their inputs, as those of the mediapipe corpus are.
 _STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "IF", "WHILE", "CALL",
-             "HASHTABLE", "HASHTABLE_IMPORT", "HASHTABLE_FIND", "HASHTABLE_SIZE", "CUSTOM"}
+             "HASHTABLE", "HASHTABLE_IMPORT", "HASHTABLE_FIND", "HASHTABLE_SIZE"}
 
 
 @contextmanager
