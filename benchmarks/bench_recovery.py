@@ -157,7 +157,7 @@ def resnet_table(path: Path, methods: list[str], *, samples: int, random: bool, 
         layers = [r for r in rec.get("layers", []) if r.get("recovered")]
         mean = lambda k: float(np.mean([r[k] for r in layers])) if layers else float("nan")  # noqa: E731
         print(f"{name:10s} {wall:7.1f} {step.seconds:7.1f} {len(layers):6d} {rec.get('layers_fallback', 0):8d} "
-              f"{mean('error_plain'):10.5f} {mean('error_compensated'):10.5f} {mean('error_recovered'):10.5f}",
+              f"{mean('error_plain'):10.4e} {mean('error_compensated'):10.4e} {mean('error_recovered'):10.4e}",
               flush=True)
         dump[name] = {"wall": wall, "layers": rec.get("layers", [])}
     if json_path:
