@@ -294,3 +294,56 @@ def test_statistics_reproduce_every_layer_kind():
     assert not result.warnings and len(rows) == 4
     assert all(r["recovered"] and r["error_recovered"] <= r["error_plain"] for r in rows)
     runtime.run(m)
+
+
+# -- the fast paths against a reference computation ---------------------------------------------
+def _textbook_factor(A):
+    """Upper Cholesky factor of A^-1 the direct way: invert, then factorise the inverse."""
+    return np.swapaxes(np.linalg.cholesky(np.linalg.inv(A)), -1, -2)
+
+
+def test_the_solver_factor_matches_the_textbook_one():
+    from tflopt.recovery.obs import inverse_cholesky
+    _, H = _layer(cols=60)
+    H[7] = H[:, 7] = 0.0                  # an input never seen: unit diagonal
+    U = inverse_cholesky(H, 0.01)
+    assert np.allclose(U, np.triu(U))
+    Hd = H + np.diag(np.where(np.diag(H) > 0, 0.0, np.diag(H).mean()) + 0.01 * np.diag(H).mean())
+    assert np.allclose(U, _textbook_factor(Hd), rtol=1e-9, atol=1e-12)
+    stack = np.stack([_layer(cols=9, seed=s)[1] for s in range(4)])   # depthwise: one H per channel
+    Ub = inverse_cholesky(stack, 0.01)
+    for k in range(4):
+        assert np.allclose(Ub[k], inverse_cholesky(stack[k], 0.01), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("pipeline", [
+    "prune(sparsity=0.5,min_elements=0,sizes=false,method=obs)",
+    "prune(pattern=nm,min_elements=0,sizes=false,method=obs)",
+    "quantize(mode=dynamic,min_elements=0,weights=gptq)",
+])
+def test_per_layer_errors_match_the_reference_computation(digits, monkeypatch, pipeline):
+    """The recovery report's per-layer errors with the fast paths (LAPACK factor, every wave
+    observed on only the ops it depends on) equal those of the reference computation (the
+    textbook factor, the whole graph run for every wave), and so do the weights."""
+    import contextlib
+    from tflopt.recovery import obs, stats
+
+    def run(m):
+        report = run_pipeline(m, pipeline, PassContext(calibration=_calibration(m, digits)), measure=False)
+        return report.passes[0].stats["recovery"]["layers"]
+
+    fast_model, ref_model = io.load(CONVNET), io.load(CONVNET)
+    fast = run(fast_model)
+    with monkeypatch.context() as mp:
+        mp.setattr(obs, "_upper_factor_of_inverse", _textbook_factor)
+        mp.setattr(stats, "_only_ops_feeding", lambda model, tensors: contextlib.nullcontext())
+        ref = run(ref_model)
+    assert len(fast) == 5 and [r["name"] for r in fast] == [r["name"] for r in ref]
+    for a, b in zip(fast, ref):
+        assert a["recovered"] and b["recovered"]
+        for key in ("error_plain", "error_compensated", "error_recovered"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-12), (a["name"], key)
+    for wa, wb in zip(find_weights(fast_model, min_elements=0), find_weights(ref_model, min_elements=0)):
+        assert np.allclose(wa.tensor.data, wb.tensor.data, rtol=1e-5, atol=1e-6), wa.name
+    for m in (fast_model, ref_model):
+        runtime.run(m)

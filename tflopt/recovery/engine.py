@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 
 from . import bias_correction as bc
-from .report import relative_error, summary
+from .obs import one_blas_thread
+from .report import LayerError, summary
 from .stats import LayerSpec, LayerStats, cut_custom_ops, gather, layer_spec
 
 CHECK_TOLERANCE = 2e-2
@@ -90,6 +91,13 @@ def _waves(specs: list[LayerSpec], waves: int) -> list[list[int]]:
 
 def run(model, calibration, slots, solver: Solver, config: RecoveryConfig, *, to_storage=None,
         progress=None) -> Outcome:
+    # numpy's BLAS on one thread (see obs.one_blas_thread); the interpreter keeps its threads.
+    with one_blas_thread():
+        return _run(model, calibration, slots, solver, config, to_storage=to_storage, progress=progress)
+
+
+def _run(model, calibration, slots, solver: Solver, config: RecoveryConfig, *, to_storage=None,
+         progress=None) -> Outcome:
     from tflopt.weights import weight_slots
     out = Outcome()
     work = model.clone()
@@ -139,10 +147,12 @@ def run(model, calibration, slots, solver: Solver, config: RecoveryConfig, *, to
             spec.slot.write(to_storage(spec.slot, spec.from2d(new)) if to_storage else spec.from2d(new))
             stored = spec.to2d(spec.slot.floats()).astype(np.float64)
             D = stored - W
+            err = LayerError(H, W, st.count, mean)
+            quad = err.quad(D)
             row = {"name": spec.name, "op": spec.op.name, "kind": spec.kind, "rows": spec.rows, "cols": spec.cols,
                    "samples": st.samples, "positions": st.count,
-                   "error_plain": None if plain is None else relative_error(plain - W, H, W, st.count, mean),
-                   "error_compensated": relative_error(D, H, W, st.count, mean)}
+                   "error_plain": None if plain is None else err.relative(err.quad(plain - W)),
+                   "error_compensated": err.relative(quad)}
             delta = None
             if config.bias_correction:
                 b = biases[j]
@@ -157,7 +167,7 @@ def run(model, calibration, slots, solver: Solver, config: RecoveryConfig, *, to
                     row["bias_corrected"] = why is None
                     if why is not None:
                         row["bias_note"] = why
-            row["error_recovered"] = relative_error(D, H, W, st.count, mean, delta)
+            row["error_recovered"] = err.relative(quad, D, delta)
             row["seconds"] = round(time.perf_counter() - t0, 4)
             row["recovered"] = True
             out.rows.append(row)

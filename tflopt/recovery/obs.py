@@ -35,14 +35,42 @@ def inverse_cholesky(H: np.ndarray, damp: float = 0.01) -> np.ndarray:
         Hd = H.copy()
         _diag_add(Hd, np.broadcast_to(damp * (10 ** attempt) * mean, diag.shape))
         try:
-            L = np.linalg.cholesky(Hd)
-            eye = np.broadcast_to(np.eye(H.shape[-1]), Hd.shape)
-            Linv = np.linalg.solve(L, eye)                       # L^-1 (lower)
-            Hinv = np.swapaxes(Linv, -1, -2) @ Linv              # H^-1
-            return np.swapaxes(np.linalg.cholesky(Hinv), -1, -2)
+            with one_blas_thread():
+                return _upper_factor_of_inverse(Hd)
         except np.linalg.LinAlgError:
             continue
     raise np.linalg.LinAlgError("Hessian is not positive definite even with strong dampening")
+
+
+def one_blas_thread():
+    """A context with BLAS / LAPACK on one thread. Threaded BLAS synchronises its threads at
+    every panel (factorisations) or block (products); on cores shared with other processes
+    each waits for a descheduled thread: on two loaded cores (load average 11) potrf + trtri at
+    n=512 took 2.7 s threaded, 0.05 s on one thread, and a layer's X^T X products 0.5-0.66 s
+    threaded, 0.26-0.30 s on one. Idle, two threads would make the products up to 2x faster."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(1, user_api="blas")
+
+
+def _upper_factor_of_inverse(A: np.ndarray) -> np.ndarray:
+    """U upper triangular with U^T U = A^-1, from one Cholesky factorisation: with J the
+    reversal, J A J = L L^T gives A^-1 = (J L^-1 J)^T (J L^-1 J), and J L^-1 J is upper.
+    (Inverting A and factorising the inverse costs about five times the flops.)"""
+    F = A[..., ::-1, ::-1]
+    if A.ndim == 2:
+        # LAPACK potrf / trtri: numpy has no triangular inverse and its own Cholesky is
+        # several times slower than potrf on the large matrices of wide layers.
+        from scipy.linalg import lapack
+        L, info = lapack.dpotrf(F, lower=1, clean=1)
+        if info == 0:
+            L, info = lapack.dtrtri(L, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("not positive definite")
+        return np.ascontiguousarray(L[::-1, ::-1])
+    # Stacks of small matrices (depthwise kernels): numpy's batched routines.
+    L = np.linalg.cholesky(F)
+    Linv = np.linalg.solve(L, np.broadcast_to(np.eye(A.shape[-1]), A.shape))
+    return np.ascontiguousarray(Linv[..., ::-1, ::-1])
 
 
 def column_blocks(cols: int, block: int, cuts: np.ndarray | None = None) -> list[tuple[int, int]]:
@@ -70,36 +98,38 @@ def sweep(W: np.ndarray, U: np.ndarray, quantize: Quantizer, *, blocks: list[tup
     """(compressed W, pruned mask or None). ``quantize(w_col, col, pruned_col)`` returns the
     column's compressed values; ``select(start, end, W_block, d_block)`` picks the block's
     pruned mask from the current (already compensated) weights and diag of U."""
-    W = np.array(W, np.float64, copy=True)
-    rows, cols = W.shape
-    Q = np.zeros_like(W)
+    # Column-major work copies (one contiguous row per column): every step reads and
+    # updates columns, which are strided in W's own layout.
+    WT = np.array(np.asarray(W, np.float64).T, order="C")
+    cols, rows = WT.shape
+    QT = np.zeros_like(WT)
     batched = U.ndim == 3
-    mask_all = np.zeros(W.shape, bool) if select is not None else None
+    mask_all = np.zeros((rows, cols), bool) if select is not None else None
     for a, b in blocks:
-        W1 = W[:, a:b].copy()
+        W1 = WT[a:b]                                       # [B, rows]; WT[a:b] is not read again
         U1 = U[..., a:b, a:b]
         d = np.diagonal(U1, axis1=-2, axis2=-1)            # [B] or [rows, B]
-        mask1 = select(a, b, W1, d) if select is not None else None
+        mask1 = select(a, b, W1.T, d) if select is not None else None
         if mask1 is not None:
             mask_all[:, a:b] = mask1
         Err1 = np.zeros_like(W1)
         for j in range(b - a):
-            w = W1[:, j]
+            w = W1[j]
             q = quantize(w, a + j, None if mask1 is None else mask1[:, j])
-            Q[:, a + j] = q
+            QT[a + j] = q
             if batched:
                 err = (w - q) / d[:, j]
-                W1[:, j:] -= err[:, None] * U1[:, j, j:]
+                W1[j:] -= (err[:, None] * U1[:, j, j:]).T
             else:
                 err = (w - q) / d[j]
-                W1[:, j:] -= np.outer(err, U1[j, j:])
-            Err1[:, j] = err
+                W1[j:] -= U1[j, j:, None] * err
+            Err1[j] = err
         if b < cols:
             if batched:
-                W[:, b:] -= np.einsum("rj,rjc->rc", Err1, U[:, a:b, b:])
+                WT[b:] -= np.einsum("jr,rjc->cr", Err1, U[:, a:b, b:])
             else:
-                W[:, b:] -= Err1 @ U[a:b, b:]
-    return Q, mask_all
+                WT[b:] -= U[a:b, b:].T @ Err1
+    return np.ascontiguousarray(QT.T), mask_all
 
 
 def quad_error(D: np.ndarray, H: np.ndarray) -> float:

@@ -6,15 +6,26 @@ import numpy as np
 from .obs import quad_error
 
 
-def relative_error(D: np.ndarray, H: np.ndarray, W: np.ndarray, count: int, mean: np.ndarray,
-                   bias_delta: np.ndarray | None = None) -> float:
-    """||D X^T + delta||^2 / ||W X^T||^2 over the calibration rows (H = X^T X, mean = X mean)."""
-    num = quad_error(D, H)
-    if bias_delta is not None:
-        shift = D @ mean if mean.ndim == 1 else np.einsum("rk,rk->r", D, mean)
-        num += count * float(2 * np.dot(bias_delta, shift) + np.dot(bias_delta, bias_delta))
-    den = quad_error(W, H)
-    return float(num / den) if den > 0 else 0.0
+class LayerError:
+    """Relative output errors ||D X^T + delta||^2 / ||W X^T||^2 of a layer's weight changes D
+    over the calibration rows (H = X^T X, mean = X mean). Products with H are the costliest
+    figures of a layer: ||W X^T||^2 is computed once, and each D's ``quad`` once."""
+
+    def __init__(self, H: np.ndarray, W: np.ndarray, count: int, mean: np.ndarray):
+        self.H, self.count, self.mean = H, count, mean
+        self.den = quad_error(W, H)
+
+    def quad(self, D: np.ndarray) -> float:
+        return quad_error(D, self.H)
+
+    def relative(self, quad: float, D: np.ndarray | None = None, bias_delta: np.ndarray | None = None) -> float:
+        """The relative error of the change D whose ``quad`` is given, its bias moved by ``bias_delta``."""
+        num = quad
+        if bias_delta is not None:
+            mean = self.mean
+            shift = D @ mean if mean.ndim == 1 else np.einsum("rk,rk->r", D, mean)
+            num += self.count * float(2 * np.dot(bias_delta, shift) + np.dot(bias_delta, bias_delta))
+        return float(num / self.den) if self.den > 0 else 0.0
 
 
 def summary(rows: list[dict]) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .obs import column_blocks, inverse_cholesky, sweep
+from .obs import column_blocks, inverse_cholesky, one_blas_thread, sweep
 
 
 def _view2d_shape(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -140,7 +140,8 @@ def obc_prune(W: np.ndarray, H: np.ndarray, *, target: int, forced: np.ndarray, 
     idx = np.arange(cols)
     Hd[:, idx, idx] += np.where(diag <= 0, mean[:, None], 0.0) + damp * mean[:, None]
     # float32 per-row inverses: the updates are memory-bound, and damping keeps them stable.
-    Hinv = np.array(np.broadcast_to(np.linalg.inv(Hd).astype(np.float32), (rows, cols, cols)))
+    with one_blas_thread():
+        Hinv = np.array(np.broadcast_to(np.linalg.inv(Hd).astype(np.float32), (rows, cols, cols)))
     w = np.array(W, np.float64, copy=True)
     r = np.arange(rows)
     # A row rarely loses more than 1.5x the average share: walk that far, not to the end.

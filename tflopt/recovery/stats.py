@@ -17,6 +17,7 @@ wave and is dropped, so memory is one H per layer of the wave and never X.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -349,7 +350,9 @@ def gather(model, specs: list[LayerSpec], samples: Iterable[list[np.ndarray]], *
     first, samples = peek(samples)
     if first is not None:
         wanted = [t for acc in accs.values() for t in (acc.spec.input_index, acc.spec.output_index)]
-        observer = Observer(m, wanted, input_shapes=[np.shape(x) for x in first], fast=fast, owned=m is not model)
+        with _only_ops_feeding(m, wanted):
+            observer = Observer(m, wanted, input_shapes=[np.shape(x) for x in first], fast=fast,
+                                owned=m is not model)
 
         def consume(values: dict) -> None:
             for i, acc in accs.items():
@@ -365,6 +368,37 @@ def gather(model, specs: list[LayerSpec], samples: Iterable[list[np.ndarray]], *
     for i, acc in accs.items():
         out[i] = acc.result() if acc.count else "no calibration samples reached it"
     return out
+
+
+# Ops whose effect is not carried by their output tensors (resource variables, run-once
+# initialisers, control flow): a graph holding any of them is run whole. Custom ops are taken
+# as functions of their inputs, as those of the mediapipe corpus are.
+_STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "IF", "WHILE", "CALL",
+             "HASHTABLE", "HASHTABLE_IMPORT", "HASHTABLE_FIND", "HASHTABLE_SIZE"}
+
+
+@contextmanager
+def _only_ops_feeding(model, tensors: list[int]):
+    """While the observer serialises ``model``, subgraph 0 holds only the ops ``tensors`` depend
+    on and none of its own outputs: a wave of early layers does not run the rest of the model
+    for every sample. Each kept op computes exactly what it computes in the whole graph."""
+    sg = model.main
+    if any(op.name in _STATEFUL or not op.outputs for op in sg.operators):
+        yield
+        return
+    need = set(tensors)
+    keep = []
+    for op in reversed(sg.operators):
+        if any(t in need for t in op.outputs):
+            keep.append(op.raw)
+            need.update(t for t in op.inputs if t >= 0)
+    raw = sg.raw
+    saved = raw.operators, raw.outputs
+    raw.operators, raw.outputs = keep[::-1], []
+    try:
+        yield
+    finally:
+        raw.operators, raw.outputs = saved
 
 
 def _cut_known(model, cut: list[str]):
