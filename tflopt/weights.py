@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .deferred import store
 from .distinct import distinct_count, max_distinct_along
 from .model import Model, Operator, Subgraph, Tensor
 from .quantization import dequantize
@@ -229,10 +230,17 @@ class WeightSlot:
         if t.sparsity is not None:
             values, params = encode_like(dense, t.sparsity)
             t.raw.sparsity = params
-            t.set_data(values, t.type)
+            store(t, values)
         else:
-            t.set_data(dense, t.type)
+            store(t, dense)
         self._stored = dense
+
+    def release(self) -> None:
+        """Done with this weight: forget its values and drop its file pages, so a pass going
+        through the weights one at a time holds about one of them."""
+        self._stored = None
+        if self.tensor.buffer is not None:
+            self.tensor.buffer.release_source()
 
     def stored_bytes(self) -> bytes:
         t = self.tensor
