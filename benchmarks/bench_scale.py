@@ -32,9 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_calibration import AEQ_WORKER, RESNET, calibration_file  # the same model, data and aeq driver
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_calibration import AEQ_WORKER, RESNET, calibration_file  # noqa: E402  (its model, data, aeq driver)
+
 CACHE = Path(os.environ.get("TFLOPT_BENCH_CACHE", Path.home() / ".cache" / "tflopt" / "bench"))
 TF_PYTHON = os.environ.get("TFLOPT_TF_PYTHON", "/work/tfvenv/bin/python")
 AEQ_PYTHON = os.environ.get("TFLOPT_AEQ_PYTHON", "/work/aeq-venv/bin/python")

@@ -25,7 +25,7 @@ from tflopt.pipeline import Pass, PassResult, register, searchable
 from tflopt.quantization import quantize_affine
 
 from tflopt.size import pass_sizes, size_stats
-from tflopt.weights import DEFAULT_OPS, weight_slots
+from tflopt.weights import DEFAULT_OPS, pruned_masks, weight_slots
 
 
 @dataclass
@@ -125,7 +125,7 @@ class Cluster(Pass):
         slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
                              min_elements=o.min_elements)
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
-        pruned = ctx.facts.setdefault("pruned_masks", {})
+        pruned = pruned_masks(ctx.facts)
         clustered = ctx.facts.setdefault("clustered", {})
         rows_out, plans, changed = [], [], False
         for i, slot in enumerate(s for s in slots if not s.skip):

@@ -20,7 +20,7 @@ import numpy as np
 
 from tflopt.pipeline import Pass, PassResult, register, searchable
 from tflopt.size import pass_sizes, size_stats
-from tflopt.weights import DEFAULT_OPS, weight_slots
+from tflopt.weights import DEFAULT_OPS, pruned_masks, weight_slots
 
 # -- pruning ---------------------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ class Prune(Pass):
             masks = [out.extra[s.key]["mask"] | s.zero_mask() if s.key in out.values else m for s, m in zip(slots, masks)]
             recovered = {s.key: to_storage(s, out.values[s.key]) for s in slots if s.key in out.values}
             recovery = out.stats()
-        facts = ctx.facts.setdefault("pruned_masks", {})
+        facts = pruned_masks(ctx.facts)
         rows, changed = [], False
         zeros = elements = 0
         for slot, mask in zip(slots, masks):

@@ -139,7 +139,7 @@ def test_bench_scale_runs_the_small_model(tmp_path):
     from conftest import ROOT, load_module
     bench = load_module(ROOT / "benchmarks" / "bench_scale.py")
     rows = []
-    for work in ("roundtrip", "float16", "dynamic", "size"):
+    for work in ("roundtrip", "float16", "dynamic", "size", "prune", "cluster"):
         cmds = bench.commands(work, MODELS / "mlp_fp32.tflite", tmp_path / "o.tflite")
         sec, peak = bench.child(cmds["tflopt"])
         rows.append(bench.format_row({"model": "mlp_fp32", "file_mb": 0.1, "work": work, "tflopt": (sec, peak)}))
