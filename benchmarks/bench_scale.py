@@ -97,8 +97,11 @@ TFLOPT_ENV: dict[str, str] = {}   # PYTHONPATH of --tflopt-src
 def child(cmd: list[str]) -> tuple[float, int]:
     """(seconds, peak RSS bytes) of one command run as a fresh process (os.wait4 rusage)."""
     t0 = time.perf_counter()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(TFLOPT_ENV if cmd[0] == sys.executable else {})}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    other = TFLOPT_ENV if cmd[0] == sys.executable else {}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **other}
+    # From the other checkout: ``-m`` puts the working directory first on the path.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            cwd=other.get("PYTHONPATH"))
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
