@@ -15,12 +15,12 @@ own environment (``--aeq-python``, default /work/aeq-venv/bin/python: ``python3 
 /work/aeq-venv && /work/aeq-venv/bin/pip install ai-edge-quantizer``); without it its column
 shows "-" (it has no float16, prune or cluster recipe). Every run is one process at a time,
 the tools interleaved within each repeat: the >2 GB cases need GBs (TensorFlow needs ~20 GB
-once, to convert the 2.4 GB model). ``--tflopt-src DIR`` runs tflopt from another checkout
-(e.g. an export of an older commit, for before / after figures).
+once, to convert the 2.4 GB model). ``--tflopt-python`` runs tflopt from another environment
+(e.g. one with an older commit installed, for before / after figures).
 
     python benchmarks/bench_scale.py [--mb 10,100,500,2400]
         [--works roundtrip,float16,dynamic,size,prune,cluster] [--repeat 1] [--resnet]
-        [--samples 8,32,128] [--sizes] [--tflopt-src DIR]
+        [--samples 8,32,128] [--sizes] [--tflopt-python PY]
 """
 from __future__ import annotations
 
@@ -91,17 +91,16 @@ q.quantize().export_model(out, overwrite=True)
 TFLOPT_SPECS = {"float16": "quantize(mode=float16)", "dynamic": "quantize(mode=dynamic)",
                 "prune": "prune(sparsity=0.5{})", "cluster": "cluster(clusters=16{})",
                 "int8": "quantize(mode=int8)"}
-TFLOPT_ENV: dict[str, str] = {}   # PYTHONPATH of --tflopt-src
+TFLOPT_PYTHON = [sys.executable]   # --tflopt-python
 
 
 def child(cmd: list[str]) -> tuple[float, int]:
     """(seconds, peak RSS bytes) of one command run as a fresh process (os.wait4 rusage)."""
     t0 = time.perf_counter()
-    other = TFLOPT_ENV if cmd[0] == sys.executable else {}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **other}
-    # From the other checkout: ``-m`` puts the working directory first on the path.
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                            cwd=other.get("PYTHONPATH"))
+    # Run outside the checkout: ``-m`` puts the working directory first on the path, which would
+    # hand --tflopt-python this checkout's tflopt rather than its own.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tempfile.gettempdir(),
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -112,7 +111,7 @@ def child(cmd: list[str]) -> tuple[float, int]:
 def commands(work: str, model: Path, out: Path, sizes: bool = False,
              calibration: Path | None = None) -> dict[str, list[str] | None]:
     """The command of each tool for one work (None: the tool has no such work)."""
-    tflopt = [sys.executable, "-m", "tflopt"]
+    tflopt = TFLOPT_PYTHON + ["-m", "tflopt"]
     has_aeq = Path(AEQ_PYTHON).exists()
     if work == "roundtrip":
         return {"tflopt": tflopt + ["optimize", str(model), "-o", str(out)], "cp": ["cp", str(model), str(out)]}
@@ -187,17 +186,17 @@ def main(argv=None) -> None:
     ap.add_argument("--resnet", action="store_true", help="also full int8 of ResNet50 (calibration sizes: --samples)")
     ap.add_argument("--samples", default="8,32,128", help="calibration set sizes for --resnet")
     ap.add_argument("--sizes", action="store_true", help="prune / cluster with their gzip / zstd figures")
-    ap.add_argument("--tflopt-src", type=Path, help="run tflopt from this checkout (PYTHONPATH)")
+    ap.add_argument("--tflopt-python", help="python of another environment with tflopt installed (before / after)")
     ap.add_argument("--build-only", action="store_true", help="build (cache) the models and stop")
     args = ap.parse_args(argv)
-    if args.tflopt_src:
-        TFLOPT_ENV["PYTHONPATH"] = str(args.tflopt_src.resolve())
+    if args.tflopt_python:
+        TFLOPT_PYTHON[:] = [args.tflopt_python]
     mbs = [int(x) for x in args.mb.split(",") if x]
     if args.build_only:
         for mb in mbs:
             print(build_mlp(mb))
         return
-    print(f"tflopt: {sys.executable} {args.tflopt_src or ''}; ai-edge-quantizer: {AEQ_PYTHON if Path(AEQ_PYTHON).exists() else 'not found'}")
+    print(f"tflopt: {TFLOPT_PYTHON[0]}; ai-edge-quantizer: {AEQ_PYTHON if Path(AEQ_PYTHON).exists() else 'not found'}")
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
         run([w for w in args.works.split(",") if w], mbs, args.repeat, Path(tmp), args.sizes)
