@@ -25,7 +25,7 @@ from tflopt.pipeline import Pass, PassResult, register, searchable
 from tflopt.quantization import quantize_affine
 
 from tflopt.size import pass_sizes, size_stats
-from tflopt.weights import DEFAULT_OPS, weight_slots
+from tflopt.weights import DEFAULT_OPS, pruned_masks, weight_slots
 
 
 @dataclass
@@ -94,6 +94,25 @@ def count_axis(slot, axis: int | None) -> int | None:
     return axis
 
 
+def _finish(p: dict, new: np.ndarray, o: ClusterOptions, facts: dict) -> None:
+    """Write one clustered weight (zeros kept), record it for later passes and fill its row."""
+    slot, axis, zero = p["slot"], p["axis"], p["zero"]
+    new[zero] = 0.0
+    slot.write(to_storage(slot, new))
+    after_floats = slot.floats()
+    facts["clustered"][slot.key] = {"clusters": o.clusters, "per_channel": axis is not None, "axis": axis}
+    if p["preserve"]:
+        facts["pruned_masks"][slot.key] = slot.zero_mask()
+    after = slot.figures(o.sizes)
+    p["row"].update({"clustered": True, "per_channel": axis is not None, "preserve_sparsity": p["preserve"],
+                     "iterations": int(p["kmeans"].iterations),
+                     "mse": float(np.mean((after_floats.astype(np.float64) - p["floats"]) ** 2)),
+                     "distinct_clustered": _max_distinct(_rows(slot.stored, count_axis(slot, axis))),
+                     **size_stats(p["before"], after)})
+    slot.release()
+    p["plain"] = p["floats"] = p["zero"] = None
+
+
 @register
 class Cluster(Pass):
     name = "cluster"
@@ -106,7 +125,7 @@ class Cluster(Pass):
         slots = weight_slots(model, ops=o.ops or DEFAULT_OPS, include=o.include, exclude=o.exclude,
                              min_elements=o.min_elements)
         warnings = [f"{s.name}: {s.skip}" for s in slots if s.skip]
-        pruned = ctx.facts.setdefault("pruned_masks", {})
+        pruned = pruned_masks(ctx.facts)
         clustered = ctx.facts.setdefault("clustered", {})
         rows_out, plans, changed = [], [], False
         for i, slot in enumerate(s for s in slots if not s.skip):
@@ -126,6 +145,7 @@ class Cluster(Pass):
                 rows_out.append({"clustered": False, "reason": f"already <= {o.clusters} distinct values",
                                  **size_stats(before, before)})
                 clustered[slot.key] = {"clusters": o.clusters, "per_channel": axis is not None, "axis": axis}
+                slot.release()
                 continue
             res = kmeans_rows(x, o.clusters, init=o.init, seed=(ctx.seed, i),
                               weights=None if not preserve else (~_rows(zero, axis)).astype(np.float64),
@@ -133,8 +153,13 @@ class Cluster(Pass):
             new = _unrows(res.values(), slot.shape, axis)
             new[zero] = 0.0
             rows_out.append({})   # filled below, so the rows keep the slots' order
-            plans.append({"slot": slot, "kmeans": res, "axis": axis, "zero": zero, "preserve": bool(preserve),
-                          "plain": new, "floats": floats, "before": before, "row": rows_out[-1]})
+            plan = {"slot": slot, "kmeans": res, "axis": axis, "zero": zero, "preserve": bool(preserve),
+                    "plain": new, "floats": floats, "before": before, "row": rows_out[-1]}
+            changed = True
+            if o.method == "obs":
+                plans.append(plan)   # the calibrated refit sees every weight at once
+            else:
+                _finish(plan, new, o, ctx.facts)   # one weight held at a time
         recovery = None
         if o.method == "obs" and plans:
             from tflopt.recovery import obs_cluster_slots
@@ -142,22 +167,8 @@ class Cluster(Pass):
                                     {p["slot"].key: p for p in plans}, ctx.recovery, progress=ctx.progress)
             warnings += out.warnings("calibrated clustering")
             recovery = out.stats()
-        for p in plans:
-            slot, axis, zero = p["slot"], p["axis"], p["zero"]
-            new = p["plain"] if recovery is None else out.values.get(slot.key, p["plain"]).copy()
-            new[zero] = 0.0
-            slot.write(to_storage(slot, new))
-            changed = True
-            after_floats = slot.floats()
-            clustered[slot.key] = {"clusters": o.clusters, "per_channel": axis is not None, "axis": axis}
-            if p["preserve"]:
-                pruned[slot.key] = slot.zero_mask()
-            after = slot.figures(o.sizes)
-            p["row"].update({"clustered": True, "per_channel": axis is not None, "preserve_sparsity": p["preserve"],
-                             "iterations": int(p["kmeans"].iterations),
-                             "mse": float(np.mean((after_floats.astype(np.float64) - p["floats"]) ** 2)),
-                             "distinct_clustered": _max_distinct(_rows(slot.stored, count_axis(slot, axis))),
-                             **size_stats(p["before"], after)})
+            for p in plans:
+                _finish(p, out.values.get(p["slot"].key, p["plain"]).copy(), o, ctx.facts)
         stats = {"clusters": o.clusters, "per_channel": o.per_channel, "init": o.init,
                  "clustered_tensors": sum(r["clustered"] for r in rows_out), "tensors": rows_out}
         if recovery is not None:

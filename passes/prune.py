@@ -20,7 +20,7 @@ import numpy as np
 
 from tflopt.pipeline import Pass, PassResult, register, searchable
 from tflopt.size import pass_sizes, size_stats
-from tflopt.weights import DEFAULT_OPS, weight_slots
+from tflopt.weights import DEFAULT_OPS, pruned_masks, weight_slots
 
 # -- pruning ---------------------------------------------------------------------------------
 
@@ -129,6 +129,26 @@ def smallest(scores: list[np.ndarray], weights: list[np.ndarray], fraction: floa
     return out
 
 
+def smallest_k(values: np.ndarray, k: int) -> np.ndarray:
+    """True at the ``k`` smallest values, ties (and NaNs, which rank last) falling to the
+    earlier element: what a stable argsort's first ``k`` pick, found by selection (linear
+    time) instead of a sort."""
+    flat = values.ravel()
+    mask = np.zeros(flat.size, bool)
+    if k >= flat.size:
+        mask[:] = True
+    elif k > 0:
+        kth = np.partition(flat, k - 1)[k - 1]
+        if np.isnan(kth):
+            mask = ~np.isnan(flat)
+            ties = np.flatnonzero(~mask)
+        else:
+            mask = flat < kth
+            ties = np.flatnonzero(flat == kth)
+        mask[ties[:k - int(np.count_nonzero(mask))]] = True
+    return mask.reshape(values.shape)
+
+
 @register
 class Prune(Pass):
     name = "prune"
@@ -145,6 +165,7 @@ class Prune(Pass):
         masks = self._masks(slots)
         recovered, recovery = {}, None
         if o.method == "obs":
+            masks = list(masks)
             from tflopt.recovery import obs_prune_slots
             from .cluster import to_storage
             out = obs_prune_slots(model, ctx.calibration, slots, masks, o, ctx.recovery, progress=ctx.progress)
@@ -152,7 +173,7 @@ class Prune(Pass):
             masks = [out.extra[s.key]["mask"] | s.zero_mask() if s.key in out.values else m for s, m in zip(slots, masks)]
             recovered = {s.key: to_storage(s, out.values[s.key]) for s in slots if s.key in out.values}
             recovery = out.stats()
-        facts = ctx.facts.setdefault("pruned_masks", {})
+        facts = pruned_masks(ctx.facts)
         rows, changed = [], False
         zeros = elements = 0
         for slot, mask in zip(slots, masks):
@@ -162,6 +183,7 @@ class Prune(Pass):
                 facts[slot.key] = already
                 rows.append({"pruned": False, "reason": "already at or above the target sparsity",
                              **size_stats(before, before)})
+                slot.release()
                 continue
             slot.write(np.where(mask, slot.zero_stored(), recovered.get(slot.key, slot.stored)))
             changed = True
@@ -170,6 +192,7 @@ class Prune(Pass):
             zeros += after["zeros"]
             elements += after["elements"]
             rows.append({"pruned": True, **size_stats(before, after)})
+            slot.release()
         stats = {"pattern": o.pattern, "threshold": o.threshold, "pruned_tensors": sum(r["pruned"] for r in rows),
                  "sparsity": round(zeros / elements, 6) if elements else 0.0, "tensors": rows}
         if recovery is not None:
@@ -177,32 +200,32 @@ class Prune(Pass):
         stats.update(pass_sizes(model, before_sizes, compress=o.sizes) if changed else {"size": before_sizes})
         return PassResult(changed=changed, stats=stats, warnings=warnings)
 
-    def _masks(self, slots) -> list[np.ndarray]:
+    def _masks(self, slots):
+        """The pruning mask of each slot, in order: computed one at a time as the caller goes
+        (one weight's temporaries at a time) unless one threshold spans every weight."""
         o = self.options
-        if not slots:
-            return []
-        mags = [np.abs(s.floats()) for s in slots]
+        if o.threshold == "global" and o.pattern != "nm" and slots:
+            return iter(self._global_masks(slots))
+        return (self._mask(s) | s.zero_mask() for s in slots)
+
+    def _mask(self, slot) -> np.ndarray:
+        o = self.options
+        mag = np.abs(slot.floats())
         if o.pattern == "nm":
-            n, m = o.nm_pair()
-            return [nm_mask(mag, n, m) | s.zero_mask() for s, mag in zip(slots, mags)]
+            return nm_mask(mag, *o.nm_pair())
+        if o.pattern == "block":
+            block = o.block_shape()
+            scores, counts = block_scores(mag, block)
+            return block_mask(slot.shape, smallest([scores], [counts], o.sparsity)[0], block)
+        return smallest_k(mag, int(round(mag.size * o.sparsity)))
+
+    def _global_masks(self, slots) -> list[np.ndarray]:
+        o = self.options
+        mags = [np.abs(s.floats()) for s in slots]
         if o.pattern == "block":
             block = o.block_shape()
             scored = [block_scores(mag, block) for mag in mags]
-            groups = [[i] for i in range(len(slots))] if o.threshold == "tensor" else [list(range(len(slots)))]
-            out: list = [None] * len(slots)
-            for g in groups:
-                chosen = smallest([scored[i][0] for i in g], [scored[i][1] for i in g], o.sparsity)
-                for i, c in zip(g, chosen):
-                    out[i] = block_mask(slots[i].shape, c, block) | slots[i].zero_mask()
-            return out
-        if o.threshold == "global":
-            ones = [np.ones(mag.shape, np.int8) for mag in mags]
-            return [c | s.zero_mask() for s, c in zip(slots, smallest(mags, ones, o.sparsity))]
-        out = []
-        for s, mag in zip(slots, mags):
-            k = int(round(mag.size * o.sparsity))
-            mask = np.zeros(mag.size, bool)
-            # Stable ranking: exactly k weights go, and ties fall the same way every run.
-            mask[np.argsort(mag.ravel(), kind="stable")[:k]] = True
-            out.append(mask.reshape(mag.shape) | s.zero_mask())
-        return out
+            chosen = smallest([sc[0] for sc in scored], [sc[1] for sc in scored], o.sparsity)
+            return [block_mask(s.shape, c, block) | s.zero_mask() for s, c in zip(slots, chosen)]
+        ones = [np.ones(mag.shape, np.int8) for mag in mags]
+        return [c | s.zero_mask() for s, c in zip(slots, smallest(mags, ones, o.sparsity))]

@@ -177,6 +177,7 @@ def _float16(model: Model, selector: Selector, options, stats: dict, warnings: l
             if root.type != TensorType.FLOAT32:
                 continue
             loss = float16_loss(root.data, weight=all(is_weight_use(model, op, pos) for op, pos, _ in chosen))
+            root.buffer.release_source()   # read whole for the check: its pages would stay resident
             if loss is not None:
                 kept[root.name] = loss
             elif root.sparsity is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tflopt.deferred import store
 from tflopt.pipeline import Pass, PassResult, register
 from tflopt.sparse import encode, stored_nbytes
 from tflopt.versioning import update_versions
@@ -113,6 +114,7 @@ class Sparsify(Pass):
         for slot in (s for s in slots if not s.skip):
             row = sparsify_slot(slot, min_sparsity=o.min_sparsity, fc_kernel=o.fc_kernel, sizes=o.sizes,
                                 warnings=warnings)
+            slot.release()
             if row is not None:
                 rows.append(row)
                 changed = True
@@ -169,5 +171,5 @@ def sparsify_slot(slot, *, min_sparsity: float, fc_kernel: bool = True, sizes: b
     if form == "densify":
         _densify(slot)
     t.raw.sparsity = params
-    t.set_data(values, t.type)
+    store(t, values)
     return {"form": form, "block": f"1x{block}" if block else "random", **size_stats(before, slot.figures(sizes))}

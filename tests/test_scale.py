@@ -139,7 +139,7 @@ def test_bench_scale_runs_the_small_model(tmp_path):
     from conftest import ROOT, load_module
     bench = load_module(ROOT / "benchmarks" / "bench_scale.py")
     rows = []
-    for work in ("roundtrip", "float16", "dynamic", "size"):
+    for work in ("roundtrip", "float16", "dynamic", "size", "prune", "cluster"):
         cmds = bench.commands(work, MODELS / "mlp_fp32.tflite", tmp_path / "o.tflite")
         sec, peak = bench.child(cmds["tflopt"])
         rows.append(bench.format_row({"model": "mlp_fp32", "file_mb": 0.1, "work": work, "tflopt": (sec, peak)}))
@@ -161,3 +161,60 @@ def test_unique_counts_by_histogram_and_limit(monkeypatch):
     assert size._unique_count(w, False) is None and size._unique_count(w, True) == distinct_count(w) == 100
     rows = size.tensor_table(io.load(MODELS / "mlp_fp32.tflite"))
     assert any(r.unique_values is None for r in rows) and all(r.unique_values is None or r.unique_values > 0 for r in rows)
+
+
+# -- prune / cluster / sparsify one weight at a time ------------------------------------------
+SLOT_SPECS = ["prune(sparsity=0.5)", "prune(sparsity=0.6,pattern=block,min_elements=0)",
+              "cluster(clusters=8,per_channel=true)", "prune(sparsity=0.7),cluster(clusters=8),sparsify"]
+
+
+def _run(name: str, spec: str, spill_bytes: int, monkeypatch) -> io.Model:
+    with monkeypatch.context() as mp:
+        mp.setattr(deferred, "SPILL_BYTES", spill_bytes)
+        m = io.load(MODELS / f"{name}.tflite")
+        run_pipeline(m, spec, measure=False)
+        return m
+
+
+@pytest.mark.parametrize("spec", SLOT_SPECS)
+@pytest.mark.parametrize("name", ["mlp_fp32", "convnet_fp32", "convnet_int8", "mlp_fp16"])
+def test_weights_parked_in_a_file_are_byte_identical(name, spec, monkeypatch, tmp_path):
+    import mmap
+    kept = _run(name, spec, 2**62, monkeypatch).to_bytes()   # every rewritten weight in memory
+    m = _run(name, spec, 1, monkeypatch)                       # every one parked in the spill file
+    parked = [b for b in m.buffers if isinstance(b._source, mmap.mmap) and b._source is not m._source]
+    assert parked and all(b._array is None for b in parked)
+    m.save(tmp_path / "out.tflite")
+    assert (tmp_path / "out.tflite").read_bytes() == kept
+    inputs, ref = runtime.run(MODELS / f"{name}.tflite")
+    _, got = runtime.run(tmp_path / "out.tflite", inputs)
+    for a, b in zip(ref, got):
+        assert a.shape == b.shape and np.all(np.isfinite(b))
+
+
+def test_smallest_k_picks_what_a_stable_sort_picks():
+    from passes.prune import smallest_k
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        x = np.round(rng.normal(size=(7, 13)), 1).astype(np.float32)   # many ties
+        if trial % 3 == 0:
+            x.flat[rng.choice(x.size, 9, replace=False)] = np.nan
+        for k in (0, 1, 5, 40, 80, 85, x.size - 1, x.size, x.size + 3):
+            want = np.zeros(x.size, bool)
+            want[np.argsort(x.ravel(), kind="stable")[:k]] = True
+            assert np.array_equal(smallest_k(x, k), want.reshape(x.shape)), (trial, k)
+
+
+def test_pruned_masks_are_packed_and_read_back():
+    import pickle
+
+    from tflopt.weights import PackedMasks, pruned_masks
+    rng = np.random.default_rng(1)
+    masks = {f"0/w{i}": rng.random(shape) < 0.5 for i, shape in enumerate([(3, 5), (17,), (2, 3, 4, 5), ()])}
+    facts = {"pruned_masks": dict(masks)}
+    packed = pruned_masks(facts)
+    assert isinstance(facts["pruned_masks"], PackedMasks) and pruned_masks(facts) is packed
+    back = pickle.loads(pickle.dumps(packed))
+    for k, v in masks.items():
+        assert packed[k].dtype == bool and np.array_equal(packed[k], v) and np.array_equal(back[k], v)
+    assert sorted(packed) == sorted(masks) and len(packed) == 4

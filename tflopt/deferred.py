@@ -9,6 +9,8 @@ the passes' own, so the bytes are those the whole-array computation gives.
 """
 from __future__ import annotations
 
+import mmap
+import tempfile
 from typing import Callable
 
 import numpy as np
@@ -18,6 +20,9 @@ from .model import Buffer, Tensor
 from .schema import TensorType
 
 BLOCK_BYTES = 4 << 20  # source bytes per block: its temporaries stay a few times this
+# Rewritten constants from this size on are parked in a temporary file rather than kept in
+# memory (see ``store``); smaller ones are not worth a mapping each.
+SPILL_BYTES = 8 << 20
 FLOAT_TYPES = {TensorType.FLOAT32: np.float32, TensorType.FLOAT16: np.float16}
 
 
@@ -81,3 +86,41 @@ def abs_max(t: Tensor, axis: int | None) -> np.ndarray:
         else:
             acc = np.maximum(acc, m)
     return acc
+
+
+_spill_file = None
+
+
+def spilled(array: np.ndarray) -> Buffer:
+    """A Buffer of ``array``'s bytes parked in an unlinked temporary file and mapped
+    read-only: the bytes live in the page cache, not in this process, until the writer streams
+    them (and drops their pages again, as for the input file)."""
+    global _spill_file
+    arr = np.ascontiguousarray(array)
+    if arr.dtype.byteorder == ">":
+        arr = arr.byteswap().view(arr.dtype.newbyteorder("<"))
+    data = memoryview(arr.reshape(-1).view(np.uint8))
+    if _spill_file is None:
+        _spill_file = tempfile.TemporaryFile(prefix="tflopt-spill-")
+    f = _spill_file
+    grain = mmap.ALLOCATIONGRANULARITY
+    start = -(-f.seek(0, 2) // grain) * grain   # mappings start on a granule
+    f.seek(start)
+    f.write(data)
+    f.flush()
+    return Buffer(source=mmap.mmap(f.fileno(), data.nbytes, offset=start, access=mmap.ACCESS_READ),
+                  size=data.nbytes)
+
+
+def store(t: Tensor, array: np.ndarray) -> None:
+    """Replace a constant's bytes with ``array`` (type and stored shape kept), the pass having
+    done with the old ones: their input pages are dropped, and a large result is parked in a
+    temporary file (``spilled``) so a pass rewriting weights one at a time holds about one
+    tensor, not the rewritten model."""
+    array = np.asarray(array)
+    if array.nbytes < max(SPILL_BYTES, 1):
+        t.set_data(array, t.type)
+        return
+    if t.buffer is not None:
+        t.buffer.release_source()
+    t.set_buffer(spilled(array))

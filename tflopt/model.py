@@ -282,17 +282,32 @@ class Tensor:
         array = np.asarray(array)
         if tensor_type is None:
             tensor_type = schema.tensor_type_of(array.dtype)
-        model = self.model
-        b = self.buffer_index
-        if b == 0 or b >= len(model.buffers) or model.buffer_users(b) != [self]:
-            self._t.buffer = model.add_buffer(array)
+        b = self._own_buffer()
+        if b is None:
+            self._t.buffer = self.model.add_buffer(array)
         else:
-            model.buffers[b].set(array)
+            self.model.buffers[b].set(array)
         self._t.type = int(tensor_type)
         if not keep_shape and self._t.sparsity is None:
             self.shape = array.shape
             if self._t.shapeSignature is not None:
                 self._t.shapeSignature = list(array.shape)
+
+    def _own_buffer(self) -> int | None:
+        """The buffer index if this tensor is its only user (safe to change in place)."""
+        b = self.buffer_index
+        if b == 0 or b >= len(self.model.buffers) or self.model.buffer_users(b) != [self]:
+            return None
+        return b
+
+    def set_buffer(self, buffer: Buffer) -> None:
+        """Point the tensor at other bytes of the same type and stored shape (such as a
+        deferred or spilled Buffer); a buffer shared with other tensors is left to them."""
+        b = self._own_buffer()
+        if b is None:
+            self._t.buffer = self.model.add_buffer(buffer)
+        else:
+            self.model.buffers[b] = buffer
 
     def __repr__(self) -> str:
         return f"Tensor({self.index}, {self.name!r}, {self.type_name}{list(self.shape)})"

@@ -7,10 +7,12 @@ Passes that edit weights (prune, cluster, quantize) all start from ``find_weight
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from .deferred import store
 from .distinct import distinct_count, max_distinct_along
 from .model import Model, Operator, Subgraph, Tensor
 from .quantization import dequantize
@@ -229,16 +231,23 @@ class WeightSlot:
         if t.sparsity is not None:
             values, params = encode_like(dense, t.sparsity)
             t.raw.sparsity = params
-            t.set_data(values, t.type)
+            store(t, values)
         else:
-            t.set_data(dense, t.type)
+            store(t, dense)
         self._stored = dense
 
-    def stored_bytes(self) -> bytes:
+    def release(self) -> None:
+        """Done with this weight: forget its values and drop its file pages, so a pass going
+        through the weights one at a time holds about one of them."""
+        self._stored = None
+        if self.tensor.buffer is not None:
+            self.tensor.buffer.release_source()
+
+    def stored_bytes(self) -> bytes | memoryview:
         t = self.tensor
-        raw = bytes(t.buffer.memoryview())
         if t.sparsity is None:
-            return raw
+            return t.buffer.memoryview()   # no copy: a large weight is read where it lies
+        raw = bytes(t.buffer.memoryview())
         idx = b"".join(np.asarray(v.values).tobytes() for d in t.sparsity.dimMetadata or []
                        for v in (d.arraySegments, d.arrayIndices) if v is not None and v.values is not None)
         return raw + idx
@@ -264,6 +273,40 @@ class WeightSlot:
             r = sink.result()
             out["gzip"], out["zstd"] = r["gzip_bytes"], r["zstd_bytes"]
         return out
+
+
+class PackedMasks(MutableMapping):
+    """Boolean masks by weight key (``facts["pruned_masks"]``), kept at one bit per element:
+    the masks of every weight of a large model stay a small fraction of it."""
+
+    def __init__(self, items=()):
+        self._packed: dict = {}
+        self.update(items)
+
+    def __getitem__(self, key) -> np.ndarray:
+        bits, shape = self._packed[key]
+        return np.unpackbits(bits, count=int(np.prod(shape))).view(np.bool_).reshape(shape)
+
+    def __setitem__(self, key, mask) -> None:
+        mask = np.asarray(mask, bool)
+        self._packed[key] = (np.packbits(mask.ravel()), mask.shape)
+
+    def __delitem__(self, key) -> None:
+        del self._packed[key]
+
+    def __iter__(self):
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+
+def pruned_masks(facts: dict) -> PackedMasks:
+    """The pipeline's pruned masks (prune's, kept up to date by cluster), packed."""
+    masks = facts.get("pruned_masks")
+    if not isinstance(masks, PackedMasks):
+        masks = facts["pruned_masks"] = PackedMasks(masks or {})
+    return masks
 
 
 def weight_slots(model, *, ops, include=None, exclude=None, min_elements=0) -> list[WeightSlot]:
