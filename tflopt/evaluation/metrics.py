@@ -8,15 +8,23 @@ import math
 import numpy as np
 
 
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    # numpy's pairwise sum, not BLAS: a threaded BLAS dot splits the sum by thread count, so the
+    # same outputs scored in a one-thread worker and in the main process differed in the last
+    # bits (a search's trials must score alike wherever they run), and its threads stall on
+    # loaded cores.
+    return float(np.sum(x * y))
+
+
 def fidelity(ref, test) -> dict:
     """Cosine similarity, SNR in dB (reference power over error power), max |error|."""
     a = np.asarray(ref, np.float64).ravel()
     b = np.asarray(test, np.float64).ravel()
     err = a - b
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    cosine = float(a @ b / (na * nb)) if na > 0 and nb > 0 else (1.0 if na == nb else 0.0)
-    noise = float(err @ err)
-    signal = float(a @ a)
+    signal, other = _dot(a, a), _dot(b, b)
+    na, nb = math.sqrt(signal), math.sqrt(other)
+    cosine = _dot(a, b) / (na * nb) if na > 0 and nb > 0 else (1.0 if na == nb else 0.0)
+    noise = _dot(err, err)
     snr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
     return {"cosine": cosine, "snr_db": snr, "max_abs_error": float(np.max(np.abs(err))) if err.size else 0.0}
 

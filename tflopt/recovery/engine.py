@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import bias_correction as bc
-from .obs import one_blas_thread
+from tflopt.runtime import one_blas_thread
 from .report import LayerError, summary
 from .stats import LayerSpec, LayerStats, cut_custom_ops, gather, layer_spec
 
@@ -91,7 +91,7 @@ def _waves(specs: list[LayerSpec], waves: int) -> list[list[int]]:
 
 def run(model, calibration, slots, solver: Solver, config: RecoveryConfig, *, to_storage=None,
         progress=None) -> Outcome:
-    # numpy's BLAS on one thread (see obs.one_blas_thread); the interpreter keeps its threads.
+    # numpy's BLAS on one thread (see runtime.one_blas_thread); the interpreter keeps its threads.
     with one_blas_thread():
         return _run(model, calibration, slots, solver, config, to_storage=to_storage, progress=progress)
 

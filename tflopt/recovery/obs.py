@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from tflopt.runtime import one_blas_thread
+
 
 def _diag_add(H: np.ndarray, v: np.ndarray) -> None:
     idx = np.arange(H.shape[-1])
@@ -40,16 +42,6 @@ def inverse_cholesky(H: np.ndarray, damp: float = 0.01) -> np.ndarray:
         except np.linalg.LinAlgError:
             continue
     raise np.linalg.LinAlgError("Hessian is not positive definite even with strong dampening")
-
-
-def one_blas_thread():
-    """A context with BLAS / LAPACK on one thread. Threaded BLAS synchronises its threads at
-    every panel (factorisations) or block (products); on cores shared with other processes
-    each waits for a descheduled thread: on two loaded cores (load average 11) potrf + trtri at
-    n=512 took 2.7 s threaded, 0.05 s on one thread, and a layer's X^T X products 0.5-0.66 s
-    threaded, 0.26-0.30 s on one. Idle, two threads would make the products up to 2x faster."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(1, user_api="blas")
 
 
 def _upper_factor_of_inverse(A: np.ndarray) -> np.ndarray:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .obs import column_blocks, inverse_cholesky, one_blas_thread, sweep
+from tflopt.runtime import one_blas_thread
+
+from .obs import column_blocks, inverse_cholesky, sweep
 
 
 def _view2d_shape(shape: tuple[int, ...]) -> tuple[int, int]:

@@ -38,19 +38,6 @@ def _variant_outputs(job) -> list[dict]:
     return _FORKED.variant(job).outputs
 
 
-_BLAS = None
-
-
-def _one_blas_thread():
-    """Scoring runs thousands of small dot products, each in 1-2 worker processes already:
-    OpenBLAS's own threads only contend (0.24 -> 77 ms per score on a loaded 2-core machine)."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
 # A switched model whose all-off run differs from the rebuild it stands for by more than this
 # (max |difference| over the outputs' float range) is not used: its questions are rebuilt.
 SWITCH_TOLERANCE = 1e-5
@@ -152,7 +139,7 @@ class Trials:
 
     def _scored(self, outs) -> Score:
         scored = []
-        with _one_blas_thread():
+        with runtime.one_blas_thread():
             for k, d in enumerate(self._details):
                 ref = np.stack([o[k] for o in self.reference])
                 test = np.stack([o[k] for o in outs])
