@@ -85,11 +85,31 @@ def _head_misses(trials, island, target_cosine, target_snr) -> str | None:
     return None
 
 
-def choose_float_islands(trials, target_cosine, target_snr, progress=None) -> tuple[dict, object, object]:
-    """({island name: reason}, score of full int8, score of the choice)."""
+def builder(trials, fallback: str):
+    """``build(float_keys) -> Model``: the int8 model with those ops at the fallback precision
+    (float, or int16x8 where the op has a 16x8 kernel)."""
+    if fallback == "float":
+        return lambda keys=frozenset(): trials.build(keys)[0]
+    from .mixed_int16 import int16_islands, ranges_by_name
+    named = None
+
+    def build(keys=frozenset()):
+        nonlocal named
+        m = trials.build(keys)[0]
+        if keys:
+            named = named or ranges_by_name(trials.sg, trials.range_cache[0].ranges)
+            int16_islands(m, keys, named, trials.options)
+        return m
+    return build
+
+
+def choose_islands(trials, target_cosine, target_snr, build=None) -> tuple[dict, object, object]:
+    """({island name: reason}, score of full int8, score of the choice): the islands that go
+    to the fallback precision ``build`` gives them (default float)."""
+    build = build or builder(trials, "float")
     islands = {i.name: i for i in trials.islands}
     total = sum(i.macs for i in islands.values()) or 1
-    full = trials.score(trials.build()[0])
+    full = trials.score(build())
     chosen: dict[str, str] = {}
     if full.meets(target_cosine, target_snr):
         return chosen, full, full
@@ -102,7 +122,7 @@ def choose_float_islands(trials, target_cosine, target_snr, progress=None) -> tu
             why = _head_misses(trials, island, target_cosine, target_snr)
             if why:
                 chosen[island.name] = why
-    current = trials.score(trials.build(keys(chosen))[0]) if chosen else full
+    current = trials.score(build(keys(chosen))) if chosen else full
     if not current.meets(target_cosine, target_snr):
         # Each island alone in int8 (everything else float): its own damage, free of the
         # compounding that makes "float only this one" in a broken model a noisy signal.
@@ -116,37 +136,69 @@ def choose_float_islands(trials, target_cosine, target_snr, progress=None) -> tu
                 chosen[name] = (f"alone in int8 it gives min cosine {only[name].min_cosine:.4f}, "
                                 f"SNR {only[name].min_snr:.1f} dB")
             i += step
-            current = trials.score(trials.build(keys(chosen))[0])
+            current = trials.score(build(keys(chosen)))
             if i >= 16:
                 step *= 2
     if current.meets(target_cosine, target_snr):
         # Give back what is not needed, most MACs first.
         for name in sorted((n for n in chosen if islands[n].macs > 0), key=lambda n: -islands[n].macs):
             rest = [n for n in chosen if n != name]
-            s = trials.score(trials.build(keys(rest))[0])
+            s = trials.score(build(keys(rest)))
             if s.meets(target_cosine, target_snr):
                 del chosen[name]
                 current = s
     return chosen, full, current
 
 
-def integer_macs_share(model: Model) -> tuple[float, int, int]:
-    """(share of MACs in integer ops, integer MACs, all MACs) of subgraph 0."""
+def macs_shares(model: Model) -> dict:
+    """MACs of subgraph 0 by the type its ops compute in: int8 (uint8 counts), integer (int8
+    and int16x8) and all, with the two shares."""
     sg = model.main
-    total = integer = 0
+    total = int8 = integer = 0
     for op in sg.operators:
         macs = op_macs(op)
         total += macs
-        if macs and op.inputs and op.inputs[0] >= 0 and \
-                sg.tensors[op.inputs[0]].type in (TensorType.INT8, TensorType.INT16, TensorType.UINT8):
-            integer += macs
-    return (integer / total if total else 1.0), integer, total
+        kind = sg.tensors[op.inputs[0]].type if macs and op.inputs and op.inputs[0] >= 0 else None
+        int8 += macs if kind in (TensorType.INT8, TensorType.UINT8) else 0
+        integer += macs if kind in (TensorType.INT8, TensorType.UINT8, TensorType.INT16) else 0
+    return {"int8_macs_share": int8 / total if total else 1.0, "integer_macs_share": integer / total if total else 1.0,
+            "int8_macs": int8, "integer_macs": integer, "macs": total}
+
+
+def _precision(model: Model, island) -> str:
+    """What an island's ops compute in, in the written model: float, int16 or a mix."""
+    sg = model.main
+    by_name = {t.name: t for t in sg.tensors}
+    # A graph output computed in int16 hands its name to its float32 twin (NAME_int16 is it).
+    kinds = {"int16" if TensorType.INT16 in (getattr(by_name.get(k), "type", None),
+                                             getattr(by_name.get(k + "_int16"), "type", None)) else "float"
+             for k in island.keys}
+    return "+".join(sorted(kinds)) or "float"
+
+
+def write_mixed(model: Model, ctx: PassContext, options, trials, float_keys) -> PassResult:
+    """The written model: one plain ``quantize_static`` of the input with the chosen islands
+    left out (so float16 / sparse storage of what stays float is restored as the plain pass
+    does); with ``fallback=int16``, from the dequantized model, then the islands to 16x8."""
+    import dataclasses
+
+    from .quantize_static import _decode_sparse, _needs_dequantize, quantize_static
+    plain = dataclasses.replace(options, target_cosine=None, target_snr=None, max_accuracy_drop=None)
+    if options.fallback == "int16" and float_keys and _needs_dequantize(model):
+        from tflopt.pipeline import get_pass
+        get_pass("dequantize")().run(model, PassContext())
+        _decode_sparse(model)
+    result = quantize_static(model, ctx, plain, op_filter=lambda op: not op.outputs or
+                             op.subgraph.tensors[op.outputs[0]].name not in float_keys)
+    if options.fallback == "int16" and float_keys:
+        from .mixed_int16 import int16_islands, ranges_by_name
+        done = int16_islands(model, float_keys, ranges_by_name(trials.sg, trials.range_cache[0].ranges), plain)
+        result.stats["int16_ops"] = len(done)
+    return result
 
 
 def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
     from tflopt.sensitivity.analysis import Trials
-
-    from .quantize_static import quantize_static
     if ctx.calibration is None:
         raise TfloptError(f"quantize(mode={options.mode}, target_...) needs calibration data: pass --calibration PATH")
     t0 = time.perf_counter()
@@ -156,33 +208,33 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
         trials = Trials(model, ctx.calibration, evaluation, options, ctx=ctx)
     except (RuntimeError, ValueError) as e:
         raise TfloptError(f"mixed precision cannot run the model: {' '.join(str(e).split())[:200]}") from None
-    chosen, before, predicted = choose_float_islands(trials, options.target_cosine, options.target_snr, ctx.progress)
+    chosen, before, predicted = choose_islands(trials, options.target_cosine, options.target_snr,
+                                               builder(trials, options.fallback))
     islands = {i.name: i for i in trials.islands}
     float_keys = frozenset(k for n in chosen for k in islands[n].keys)
-    import dataclasses
-    plain = dataclasses.replace(options, target_cosine=None, target_snr=None)
-    result = quantize_static(model, ctx, plain, op_filter=lambda op: not op.outputs or
-                             op.subgraph.tensors[op.outputs[0]].name not in float_keys)
+    result = write_mixed(model, ctx, options, trials, float_keys)
     after = trials.score(model, keep=True)
-    share, int_macs, all_macs = integer_macs_share(model)
+    shares = macs_shares(model)
     target = {"cosine": options.target_cosine, "snr_db": options.target_snr}
     met = after.meets(options.target_cosine, options.target_snr)
+    kept = [{"island": n, "ops": islands[n].kinds, "macs": islands[n].macs,
+             "precision": _precision(model, islands[n]), "reason": r} for n, r in chosen.items()]
     result.stats["mixed_precision"] = {
         "target": target, "met": met, "fallback": options.fallback,
         "evaluation": options.evaluation or "calibration data", "evaluation_samples": len(trials.samples),
         "before": {"min_cosine": before.min_cosine, "min_snr_db": before.min_snr},
         "after": {"min_cosine": after.min_cosine, "min_snr_db": after.min_snr, "outputs": after.outputs},
-        "kept_float": [{"island": n, "ops": islands[n].kinds, "macs": islands[n].macs, "reason": r}
-                       for n, r in chosen.items()],
-        "integer_macs_share": share, "integer_macs": int_macs, "macs": all_macs,
-        "builds": trials.builds, "seconds": time.perf_counter() - t0,
+        "kept": kept, "kept_float": [k for k in kept if k["precision"] != "int16"],
+        **shares, "builds": trials.builds, "seconds": time.perf_counter() - t0,
     }
     if not met:
         warnings.append(f"mixed precision missed the target ({target}): min cosine {after.min_cosine:.4f}, "
-                        f"min SNR {after.min_snr:.1f} dB with {len(chosen)} island(s) float")
+                        f"min SNR {after.min_snr:.1f} dB with {len(chosen)} island(s) at higher precision")
     if chosen:
-        warnings.append(f"mixed precision: {len(chosen)} island(s) kept float, {share:.1%} of MACs integer, "
+        warnings.append(f"mixed precision: {len(chosen)} island(s) kept at higher precision, "
+                        f"{shares['int8_macs_share']:.1%} of MACs int8, {shares['integer_macs_share']:.1%} integer, "
                         f"min cosine {before.min_cosine:.4f} -> {after.min_cosine:.4f}")
-        warnings.extend(f"kept float: {'+'.join(dict.fromkeys(islands[n].kinds))} {n[:80]}: {r}" for n, r in chosen.items())
+        warnings.extend(f"kept {k['precision']}: {'+'.join(dict.fromkeys(k['ops']))} {k['island'][:80]}: {k['reason']}"
+                        for k in kept)
     result.warnings[:0] = warnings
     return result
