@@ -85,66 +85,69 @@ def _head_misses(trials, island, target_cosine, target_snr) -> str | None:
     return None
 
 
-def builder(trials, fallback: str):
-    """``build(float_keys) -> Model``: the int8 model with those ops at the fallback precision
-    (float, or int16x8 where the op has a 16x8 kernel)."""
-    if fallback == "float":
-        return lambda keys=frozenset(): trials.build(keys)[0]
+def builder(trials, options, gptq: dict | None = None):
+    """``build(float_keys) -> Model``: the int8 model with those ops at ``options.fallback``
+    precision (float, or int16x8 where the op has a 16x8 kernel), and the ``gptq`` weights
+    (mixed_weights.gptq_cache) written over the rounded ones."""
     from .mixed_int16 import int16_islands, ranges_by_name
+    from .mixed_weights import apply_gptq
     named = None
 
     def build(keys=frozenset()):
         nonlocal named
         m = trials.build(keys)[0]
-        if keys:
+        if keys and options.fallback == "int16":
             named = named or ranges_by_name(trials.sg, trials.range_cache[0].ranges)
             int16_islands(m, keys, named, trials.options)
+        if gptq:
+            apply_gptq(m, gptq)
         return m
     return build
 
 
-def choose_islands(trials, target_cosine, target_snr, build=None) -> tuple[dict, object, object]:
+def choose_islands(trials, goal, build=None) -> tuple[dict, object, object]:
     """({island name: reason}, score of full int8, score of the choice): the islands that go
-    to the fallback precision ``build`` gives them (default float)."""
-    build = build or builder(trials, "float")
+    to the fallback precision ``build`` gives them (default float) until ``goal`` (mixed_goal.Goal) holds."""
+    build = build or builder(trials, trials.options)
+    target_cosine, target_snr = goal.cosine, goal.snr
     islands = {i.name: i for i in trials.islands}
     total = sum(i.macs for i in islands.values()) or 1
-    full = trials.score(build())
+    full = goal.measure(trials, build())
     chosen: dict[str, str] = {}
-    if full.meets(target_cosine, target_snr):
+    if goal.meets(full):
         return chosen, full, full
 
     def keys(names):
         return frozenset(k for n in names for k in islands[n].keys)
 
     for island in islands.values():
-        if island.head:
+        if island.head and (target_cosine is not None or target_snr is not None):
             why = _head_misses(trials, island, target_cosine, target_snr)
             if why:
                 chosen[island.name] = why
-    current = trials.score(build(keys(chosen))) if chosen else full
-    if not current.meets(target_cosine, target_snr):
+    current = goal.measure(trials, build(keys(chosen))) if chosen else full
+    if not goal.meets(current):
         # Each island alone in int8 (everything else float): its own damage, free of the
         # compounding that makes "float only this one" in a broken model a noisy signal.
         only = trials.only_quantized()
         order = sorted((n for n in islands if n not in chosen and only[n].loss(target_snr) > only_floor(target_snr)),
                        key=lambda n: (-only[n].loss(target_snr) / (islands[n].macs / total + MAC_FLOOR), n))
         step, i = 1, 0
-        while i < len(order) and not current.meets(target_cosine, target_snr):
+        while i < len(order) and not goal.meets(current):
             # One island at a time first; past 16, add in growing batches to bound the builds.
             for name in order[i:i + step]:
                 chosen[name] = (f"alone in int8 it gives min cosine {only[name].min_cosine:.4f}, "
                                 f"SNR {only[name].min_snr:.1f} dB")
             i += step
-            current = trials.score(build(keys(chosen)))
+            current = goal.measure(trials, build(keys(chosen)))
             if i >= 16:
                 step *= 2
-    if current.meets(target_cosine, target_snr):
+    if goal.meets(current):
         # Give back what is not needed, most MACs first.
         for name in sorted((n for n in chosen if islands[n].macs > 0), key=lambda n: -islands[n].macs):
             rest = [n for n in chosen if n != name]
-            s = trials.score(build(keys(rest)))
-            if s.meets(target_cosine, target_snr):
+            s = goal.measure(trials, build(keys(rest)))
+            if goal.meets(s):
                 del chosen[name]
                 current = s
     return chosen, full, current
@@ -176,14 +179,17 @@ def _precision(model: Model, island) -> str:
     return "+".join(sorted(kinds)) or "float"
 
 
-def write_mixed(model: Model, ctx: PassContext, options, trials, float_keys) -> PassResult:
+def write_mixed(model: Model, ctx: PassContext, options, trials, float_keys, gptq: dict | None) -> PassResult:
     """The written model: one plain ``quantize_static`` of the input with the chosen islands
     left out (so float16 / sparse storage of what stays float is restored as the plain pass
-    does); with ``fallback=int16``, from the dequantized model, then the islands to 16x8."""
+    does); with ``fallback=int16``, from the dequantized model, then the islands to 16x8;
+    then the GPTQ weights the choice was made with."""
     import dataclasses
 
+    from .mixed_weights import apply_gptq
     from .quantize_static import _decode_sparse, _needs_dequantize, quantize_static
-    plain = dataclasses.replace(options, target_cosine=None, target_snr=None, max_accuracy_drop=None)
+    plain = dataclasses.replace(options, target_cosine=None, target_snr=None, max_accuracy_drop=None,
+                                labels=None, weights="rtn")
     if options.fallback == "int16" and float_keys and _needs_dequantize(model):
         from tflopt.pipeline import get_pass
         get_pass("dequantize")().run(model, PassContext())
@@ -194,6 +200,8 @@ def write_mixed(model: Model, ctx: PassContext, options, trials, float_keys) -> 
         from .mixed_int16 import int16_islands, ranges_by_name
         done = int16_islands(model, float_keys, ranges_by_name(trials.sg, trials.range_cache[0].ranges), plain)
         result.stats["int16_ops"] = len(done)
+    if gptq:
+        result.stats["gptq_weights"] = apply_gptq(model, gptq)
     return result
 
 
@@ -208,22 +216,29 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
         trials = Trials(model, ctx.calibration, evaluation, options, ctx=ctx)
     except (RuntimeError, ValueError) as e:
         raise TfloptError(f"mixed precision cannot run the model: {' '.join(str(e).split())[:200]}") from None
-    chosen, before, predicted = choose_islands(trials, options.target_cosine, options.target_snr,
-                                               builder(trials, options.fallback))
+    from .mixed_goal import Goal
+    goal = Goal.of(options, trials)
+    gptq = None
+    if options.weights == "gptq":
+        from .mixed_weights import gptq_cache
+        gptq, outcome = gptq_cache(trials.float_model, ctx.calibration, options.per_channel)
+        warnings.extend(outcome.warnings("GPTQ rounding"))
+    chosen, before, predicted = choose_islands(trials, goal, builder(trials, options, gptq))
     islands = {i.name: i for i in trials.islands}
     float_keys = frozenset(k for n in chosen for k in islands[n].keys)
-    result = write_mixed(model, ctx, options, trials, float_keys)
-    after = trials.score(model, keep=True)
+    result = write_mixed(model, ctx, options, trials, float_keys, gptq)
+    after = goal.measure(trials, model, keep=True)
     shares = macs_shares(model)
-    target = {"cosine": options.target_cosine, "snr_db": options.target_snr}
-    met = after.meets(options.target_cosine, options.target_snr)
+    target = goal.describe()
+    met = goal.meets(after)
     kept = [{"island": n, "ops": islands[n].kinds, "macs": islands[n].macs,
              "precision": _precision(model, islands[n]), "reason": r} for n, r in chosen.items()]
     result.stats["mixed_precision"] = {
         "target": target, "met": met, "fallback": options.fallback,
         "evaluation": options.evaluation or "calibration data", "evaluation_samples": len(trials.samples),
-        "before": {"min_cosine": before.min_cosine, "min_snr_db": before.min_snr},
-        "after": {"min_cosine": after.min_cosine, "min_snr_db": after.min_snr, "outputs": after.outputs},
+        "before": {"min_cosine": before.min_cosine, "min_snr_db": before.min_snr, "accuracy": before.accuracy},
+        "after": {"min_cosine": after.min_cosine, "min_snr_db": after.min_snr, "outputs": after.outputs,
+                  "accuracy": after.accuracy},
         "kept": kept, "kept_float": [k for k in kept if k["precision"] != "int16"],
         **shares, "builds": trials.builds, "seconds": time.perf_counter() - t0,
     }

@@ -7,7 +7,7 @@ import pytest
 
 import tflopt
 from tflopt import runtime
-from tflopt.build import sigmoid_head_mlp
+from tflopt.build import mlp, sigmoid_head_mlp
 from tflopt.calibration import from_iterable
 from tflopt.evaluation import compare_models
 from tflopt.errors import PipelineError
@@ -101,3 +101,72 @@ def test_corpus_model_reaches_target(tmp_path):
     assert _min_cos(orig, m.to_bytes(), ev) >= 0.99
     assert mp["integer_macs_share"] >= 0.9
     runtime.run(m.to_bytes())
+
+
+def test_int16_fallback_keeps_the_head_integer(tmp_path):
+    """fallback=int16: the sigmoid head int8 cannot carry computes in int16 (16x8 kernel)
+    instead of float, so every op stays integer; measured again from the written bytes."""
+    orig = sigmoid_head_mlp([16, 32, 32, 4])
+    ev = _samples(16, 2)
+    m = orig.clone()
+    spec = f"quantize(mode=int8,target_cosine=0.99,fallback=int16,evaluation={_eval_file(tmp_path, orig, ev)})"
+    rep = run_pipeline(m, spec, PassContext(calibration=from_iterable(_samples(32, 1), orig)))
+    mp = rep.passes[-1].stats["mixed_precision"]
+    assert [(k["ops"], k["precision"]) for k in mp["kept"]] == [(["LOGISTIC"], "int16")]
+    assert mp["kept_float"] == [] and mp["met"]
+    assert mp["int8_macs_share"] == 1.0 and mp["integer_macs_share"] == 1.0
+    sg = m.main
+    kinds = {op.name: sg.tensors[op.inputs[0]].type for op in sg.operators}
+    assert kinds["LOGISTIC"] == TensorType.INT16 and kinds["FULLY_CONNECTED"] == TensorType.INT8
+    assert all(sg.tensors[t].type != TensorType.FLOAT32 for op in sg.operators
+               if op.name not in ("QUANTIZE", "DEQUANTIZE") for t in op.inputs if t >= 0)
+    assert _min_cos(orig, m.to_bytes(), ev) >= 0.99
+    runtime.run(m.to_bytes())
+
+
+def test_max_accuracy_drop_with_labels(tmp_path):
+    """A 100-class head whose close scores int8 flips (top-1 drop 0.047 on these samples,
+    cosine still 0.9995): the accuracy goal keeps ops float until the drop is within 2
+    points, checked against the labels again on the written model."""
+    orig = mlp([16, 32, 100])
+    ev = _samples(64, 2)
+    labels = np.array([runtime.run(orig.to_bytes(), s)[1][0].argmax() for s in ev])
+    path = tmp_path / "evaluation.npz"
+    np.savez(path, x=np.concatenate([s[0] for s in ev]), y=labels)
+    cal = _samples(32, 1)
+    plain = orig.clone()
+    run_pipeline(plain, "quantize(mode=int8)", PassContext(calibration=from_iterable(cal, orig)))
+    drop = compare_models(orig, plain.to_bytes(), ev, samples=0, labels=labels)["outputs"][0]["accuracy"]["top1_drop"]
+    assert drop > 0.02
+    m = orig.clone()
+    rep = run_pipeline(m, f"quantize(mode=int8,max_accuracy_drop=0.02,labels=y,evaluation={path}:x)",
+                       PassContext(calibration=from_iterable(cal, orig)))
+    mp = rep.passes[-1].stats["mixed_precision"]
+    got = compare_models(orig, m.to_bytes(), ev, samples=0, labels=labels)["outputs"][0]["accuracy"]["top1_drop"]
+    assert got <= 0.02 and mp["met"] and mp["kept"]
+    assert mp["before"]["accuracy"]["top1_drop"] == pytest.approx(drop)
+    assert mp["after"]["accuracy"]["top1_drop"] == pytest.approx(got)
+    with pytest.raises(PipelineError):
+        get_pass("quantize")(mode="int8", max_accuracy_drop=0.02)   # no labels
+
+
+def test_gptq_weights_are_those_plain_gptq_writes():
+    """weights=gptq: the choice is made on GPTQ weights computed once on the float model;
+    with nothing to keep out of int8 the result is the plain GPTQ pass's, byte for byte."""
+    orig = tflopt.load(MODELS / "convnet_fp32.tflite")
+    cal = list(np.load(DATA / "digits.npz")["x_calib"][:16])
+    a, b = orig.clone(), orig.clone()
+    run_pipeline(a, "quantize(mode=int8,weights=gptq)", PassContext(calibration=from_iterable(cal, orig)))
+    rep = run_pipeline(b, "quantize(mode=int8,weights=gptq,target_cosine=0.9)",
+                       PassContext(calibration=from_iterable(cal, orig)))
+    assert rep.passes[-1].stats["gptq_weights"] > 0
+    assert a.to_bytes() == b.to_bytes()
+
+
+@pytest.mark.parametrize("options", [dict(mode="int16x8", target_cosine=0.99, fallback="int16"),
+                                     dict(mode="int8", fallback="int16"),
+                                     dict(mode="int8", labels="y"),
+                                     dict(mode="int8", max_accuracy_drop=1.5, labels="y")])
+def test_fallback_and_accuracy_options_checked(options):
+    with pytest.raises(PipelineError):
+        get_pass("quantize")(**options)
