@@ -31,6 +31,7 @@ from tflopt.pipeline import PassContext, PassResult
 from tflopt.quantization import affine_params, dequantize, quantize_affine
 from tflopt.schema import TensorType
 
+from .mixed_edgetpu import Cuts
 from .qkernels import FIXED_OUTPUT
 
 # Gain per MAC share is divided by (share + this): a zero-MAC op is not free to float (it
@@ -105,9 +106,10 @@ def builder(trials, options, gptq: dict | None = None):
     return build
 
 
-def choose_islands(trials, goal, build=None) -> tuple[dict, object, object]:
+def choose_islands(trials, goal, build=None, edgetpu: bool = False) -> tuple[dict, object, object]:
     """({island name: reason}, score of full int8, score of the choice): the islands that go
-    to the fallback precision ``build`` gives them (default float) until ``goal`` (mixed_goal.Goal) holds."""
+    to the fallback precision ``build`` gives them (default float) until ``goal`` (mixed_goal.Goal)
+    holds; ``edgetpu``: cuts that keep the int8 part in one piece first (mixed_edgetpu)."""
     build = build or builder(trials, trials.options)
     target_cosine, target_snr = goal.cosine, goal.snr
     islands = {i.name: i for i in trials.islands}
@@ -132,10 +134,12 @@ def choose_islands(trials, goal, build=None) -> tuple[dict, object, object]:
         only = trials.only_quantized()
         order = sorted((n for n in islands if n not in chosen and only[n].loss(target_snr) > only_floor(target_snr)),
                        key=lambda n: (-only[n].loss(target_snr) / (islands[n].macs / total + MAC_FLOOR), n))
+        cuts = Cuts(trials.sg, islands) if edgetpu else None
         step, i = 1, 0
         while i < len(order) and not goal.meets(current):
             # One island at a time first; past 16, add in growing batches to bound the builds.
-            for name in order[i:i + step]:
+            for k in range(i, min(i + step, len(order))):
+                name = cuts.next(order, chosen) if cuts else order[k]
                 chosen[name] = (f"alone in int8 it gives min cosine {only[name].min_cosine:.4f}, "
                                 f"SNR {only[name].min_snr:.1f} dB")
             i += step
@@ -144,7 +148,10 @@ def choose_islands(trials, goal, build=None) -> tuple[dict, object, object]:
                 step *= 2
     if goal.meets(current):
         # Give back what is not needed, most MACs first.
+        cuts = Cuts(trials.sg, islands) if edgetpu else None
         for name in sorted((n for n in chosen if islands[n].macs > 0), key=lambda n: -islands[n].macs):
+            if cuts and not cuts.at_front(name, chosen):
+                continue
             rest = [n for n in chosen if n != name]
             s = goal.measure(trials, build(keys(rest)))
             if goal.meets(s):
@@ -223,7 +230,8 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
         from .mixed_weights import gptq_cache
         gptq, outcome = gptq_cache(trials.float_model, ctx.calibration, options.per_channel)
         warnings.extend(outcome.warnings("GPTQ rounding"))
-    chosen, before, predicted = choose_islands(trials, goal, builder(trials, options, gptq))
+    chosen, before, predicted = choose_islands(trials, goal, builder(trials, options, gptq),
+                                               edgetpu=options.target == "edgetpu")
     islands = {i.name: i for i in trials.islands}
     float_keys = frozenset(k for n in chosen for k in islands[n].keys)
     result = write_mixed(model, ctx, options, trials, float_keys, gptq)
@@ -242,6 +250,9 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
         "kept": kept, "kept_float": [k for k in kept if k["precision"] != "int16"],
         **shares, "builds": trials.builds, "seconds": time.perf_counter() - t0,
     }
+    if options.target == "edgetpu":
+        from .mixed_edgetpu import edgetpu_partitions
+        result.stats["mixed_precision"]["edgetpu"] = edgetpu_partitions(model)
     if not met:
         warnings.append(f"mixed precision missed the target ({target}): min cosine {after.min_cosine:.4f}, "
                         f"min SNR {after.min_snr:.1f} dB with {len(chosen)} island(s) at higher precision")

@@ -39,9 +39,12 @@ def apply_gptq(model, cache: dict) -> int:
             readers[t] = readers.get(t, 0) + 1
     n = 0
     for op in sg.operators:
-        if op.name not in WEIGHTED or op_key(sg, op) not in cache:
+        # An integer graph output hands its name to its float32 twin and becomes NAME_int8.
+        name = op_key(sg, op)
+        key = next((k for k in (name, name.removesuffix("_int8"), name.removesuffix("_int16")) if k in cache), None)
+        if op.name not in WEIGHTED or key is None:
             continue
-        q, scale = cache[op_key(sg, op)]
+        q, scale = cache[key]
         w = sg.tensors[op.inputs[WEIGHTED[op.name][1]]]
         have = w.quantization.scale if w.type == TensorType.INT8 and w.quantization is not None else None
         if have is None or readers.get(w.index, 0) != 1 or tuple(w.shape) != q.shape or \

@@ -48,6 +48,8 @@ class QuantizeOptions:
     max_accuracy_drop: float | None = None
     labels: str | None = None
     fallback: Literal["float", "int16"] = "float"
+    # target=edgetpu: prefer cuts that keep the int8 part the Edge TPU takes in one piece.
+    target: Literal["any", "edgetpu"] = "any"
     evaluation: str | None = None
 
     def validate(self) -> None:
@@ -63,6 +65,9 @@ class QuantizeOptions:
             raise ValueError("max_accuracy_drop and labels= go together (labels: FILE.npz:KEY)")
         if self.fallback == "int16" and self.mode != "int8":
             raise ValueError("fallback=int16 puts 16x8 islands in an int8 model: it needs mode=int8")
+        if self.target != "any" and all(t is None for t in targets):
+            raise ValueError(f"target={self.target} steers the ops a target_cosine / target_snr / "
+                             "max_accuracy_drop keeps out of int8; give one")
         if self.fallback != "float" and all(t is None for t in targets):
             raise ValueError(f"fallback={self.fallback} is the precision of the ops a target "
                              "(target_cosine / target_snr / max_accuracy_drop) keeps out of int8")

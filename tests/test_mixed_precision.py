@@ -153,8 +153,8 @@ def test_max_accuracy_drop_with_labels(tmp_path):
 def test_gptq_weights_are_those_plain_gptq_writes():
     """weights=gptq: the choice is made on GPTQ weights computed once on the float model;
     with nothing to keep out of int8 the result is the plain GPTQ pass's, byte for byte."""
-    orig = tflopt.load(MODELS / "convnet_fp32.tflite")
-    cal = list(np.load(DATA / "digits.npz")["x_calib"][:16])
+    orig = mlp([16, 64, 64, 10])
+    cal = _samples(32, 1)
     a, b = orig.clone(), orig.clone()
     run_pipeline(a, "quantize(mode=int8,weights=gptq)", PassContext(calibration=from_iterable(cal, orig)))
     rep = run_pipeline(b, "quantize(mode=int8,weights=gptq,target_cosine=0.9)",
@@ -170,3 +170,29 @@ def test_gptq_weights_are_those_plain_gptq_writes():
 def test_fallback_and_accuracy_options_checked(options):
     with pytest.raises(PipelineError):
         get_pass("quantize")(**options)
+
+
+def test_edgetpu_cuts_grow_from_the_tail(tmp_path):
+    """target=edgetpu: of two islands that help, the one whose readers are already off the
+    Edge TPU goes first, so the int8 part stays one piece; the report counts the partitions
+    with the Edge TPU audit of the written model."""
+    from tflopt.passes.mixed_edgetpu import Cuts
+    from tflopt.sensitivity.islands import islands
+    orig = mlp([16, 32, 32, 4])
+    named = {i.name: i for i in islands(orig.main)}
+    first, middle, last = list(named)
+    cuts = Cuts(orig.main, named)
+    assert cuts.at_tail(last, set()) and not cuts.at_tail(middle, set()) and cuts.at_tail(middle, {last})
+    assert cuts.next([first, middle, last], set()) == last
+    assert cuts.next([first, middle], {last}) == middle
+    assert cuts.at_front(first, {middle}) and not cuts.at_front(last, {middle})
+    ev = _samples(16, 2)
+    head = sigmoid_head_mlp([16, 32, 32, 4])
+    m = head.clone()
+    rep = run_pipeline(m, f"quantize(mode=int8,target_cosine=0.99,target=edgetpu,"
+                          f"evaluation={_eval_file(tmp_path, head, ev)})",
+                       PassContext(calibration=from_iterable(_samples(32, 1), head)))
+    mp = rep.passes[-1].stats["mixed_precision"]
+    assert [k["ops"] for k in mp["kept"]] == [["LOGISTIC"]]
+    assert mp["edgetpu"]["partitions"] == 1 and mp["edgetpu"]["accelerated_macs_share"] == 1.0
+    assert _min_cos(head, m.to_bytes(), ev) >= 0.99
