@@ -1,22 +1,33 @@
-"""Automatic mixed precision: ``quantize(mode=int8, target_cosine=0.99)`` / ``target_snr=DB``.
+"""Automatic mixed precision: ``quantize(mode=int8, target_cosine=0.99)`` / ``target_snr=DB`` /
+``max_accuracy_drop=D, labels=FILE.npz:KEY`` (passes/mixed_goal.py).
 
-Start from the whole model integer, then return islands (tflopt.sensitivity.islands) to
-float, behind QUANTIZE / DEQUANTIZE, until the min output cosine / SNR against the float
-model on the evaluation samples reaches the target:
+Start from the whole model integer, then move islands (tflopt.sensitivity.islands) to the
+``fallback`` precision until the goal holds on the evaluation samples: ``float`` behind
+QUANTIZE / DEQUANTIZE, or ``int16`` (passes/mixed_int16.py: 16x8 kernels, weights stay int8;
+float where the op has no 16x8 kernel). The islands, in this order:
 
 1. output heads whose float values the integer encoding cannot carry (a sigmoid score on the
    fixed 1/256 grid, a regression whose range dwarfs its typical value): the head's own
    output, rounded to its encoding, already misses the target;
-2. then the islands that help most per MAC: each island's gain is measured once (the
-   int8 model with only that island float), and islands are added in order of gain over
-   MAC share (plus a small floor, so a cheap op with a large gain goes first), re-scoring
-   after each; if the gains run out before the target, they are measured again from there;
-3. last, each chosen island that costs MACs is tried back in integer, most MACs first, and
-   stays integer when the target still holds.
+2. then the islands that help most per MAC: each island's damage is measured once (the
+   model with only that island int8), and islands are added in order of damage over MAC
+   share (plus a small floor, so a cheap op with a large damage goes first), re-scoring
+   after each (with ``target=edgetpu``, islands at the tail of what is already off the Edge
+   TPU first: passes/mixed_edgetpu.py);
+3. last, each chosen island that costs MACs is tried back in int8, most MACs first, and
+   stays int8 when the goal still holds.
 
-Every trial is a rebuild from the ranges calibrated once (``Trials``); the written model is
-one more plain ``quantize_static`` of the input with the chosen islands float, so storage
-(float16, sparse) is restored as the plain pass does, and it is scored again for the report.
+Every trial is a rebuild from the ranges calibrated once (``Trials``), with ``weights=gptq``
+the GPTQ weights computed once (passes/mixed_weights.py); the written model is one more plain
+``quantize_static`` of the input with the chosen islands left out (so storage, float16 or
+sparse, is restored as the plain pass does), then the same fallback rewrite, and it is scored
+again for the report.
+
+Why a model needs many islands (palm_detection_lite, 111 islands): its activations span
+hundreds (a depthwise output [-1430, 1018] whose median channel reaches 67), so per-tensor
+int8 loses everywhere a little, and floating the 40 worst islands still gives min cosine
+0.976; int8 weights alone give 0.9897. int16 activations with GPTQ weights give 0.9991: such
+a model reaches the target with ``fallback=int16,weights=gptq``, all MACs integer.
 """
 from __future__ import annotations
 
