@@ -4,7 +4,8 @@ The int8 pass leaves the chosen islands float; this second rewrite quantizes tho
 with the stock 16x8 kernels (int16 activations, int8 weights, int64 biases), so the weights
 stay int8 and the MACs stay integer. The island's inputs arrive through the int8 model's
 DEQUANTIZE and leave through its QUANTIZE, so each boundary becomes int8 -> float -> int16 (and
-back): two cheap elementwise ops the runtime always has. Ops without an int16 kernel
+back); ``fold_requantize`` then makes each such pair one QUANTIZE from int8 to int16 (or back),
+which the stock QUANTIZE kernel requantizes directly. Ops without an int16 kernel
 (``qkernels.INT16_OPS``) stay float.
 
 Ranges are the int8 calibration's, looked up by tensor name: the int8 rewrite keeps the names
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from tflopt.model import Model
 from tflopt.recipe import Selector
+from tflopt.schema import TensorType
 from tflopt.versioning import update_versions
 
 from .quantize_static import Plan, Rewriter
@@ -47,6 +49,31 @@ def int16_islands(model: Model, keys, named_ranges: dict, options) -> list[str]:
     rw.constants()
     rw.activations()
     rw.requantize()
+    fold_requantize(sg)
     model.remove_unused()
     update_versions(model)
     return [op.name for op in plan.quantized]
+
+
+_REQUANTIZE = {(TensorType.INT8, TensorType.INT16), (TensorType.INT16, TensorType.INT8)}
+
+
+def fold_requantize(sg) -> int:
+    """DEQUANTIZE (int8 | int16 -> float) read only by QUANTIZE ops to the other width: the
+    QUANTIZE ops read the integer tensor directly, the DEQUANTIZE goes. Returns how many went."""
+    consumers = sg.consumer_map()
+    outputs = set(sg.outputs)
+    gone = []
+    for op in sg.operators:
+        if op.name != "DEQUANTIZE" or op.outputs[0] in outputs:
+            continue
+        src = op.inputs[0]
+        readers = [r for r, _ in consumers.get(op.outputs[0], [])]
+        if readers and all(r.name == "QUANTIZE" and (sg.tensors[src].type, sg.tensors[r.outputs[0]].type) in _REQUANTIZE
+                           for r in readers):
+            for r in readers:
+                r.set_input(0, src)
+            gone.append(op)
+    for op in gone:
+        sg.remove_operator(op)
+    return len(gone)

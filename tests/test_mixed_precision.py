@@ -196,3 +196,32 @@ def test_edgetpu_cuts_grow_from_the_tail(tmp_path):
     assert [k["ops"] for k in mp["kept"]] == [["LOGISTIC"]]
     assert mp["edgetpu"]["partitions"] == 1 and mp["edgetpu"]["accelerated_macs_share"] == 1.0
     assert _min_cos(head, m.to_bytes(), ev) >= 0.99
+
+
+def test_int16_island_in_the_middle_requantizes_directly():
+    """A 16x8 island between int8 ops: its boundaries are single QUANTIZE ops int8 -> int16
+    and int16 -> int8 (no float detour), the model runs with and without XNNPACK and its
+    output is as close to the float model's as plain int8's."""
+    from tflopt.calibration import collect_ranges
+    from tflopt.passes.mixed_int16 import int16_islands, ranges_by_name
+    from tflopt.passes.quantize import QuantizeOptions
+    from tflopt.passes.quantize_static import quantize_static
+    orig = mlp([16, 32, 32, 4])
+    cal, ev = _samples(32, 1), _samples(16, 2)
+    sg = orig.main
+    middle = sg.tensors[[op for op in sg.operators if op.name == "FULLY_CONNECTED"][1].outputs[0]].name
+    named = ranges_by_name(sg, collect_ranges(orig, from_iterable(cal, orig)).ranges)
+    m, plain = orig.clone(), orig.clone()
+    quantize_static(plain, PassContext(calibration=from_iterable(cal, orig)), QuantizeOptions())
+    quantize_static(m, PassContext(calibration=from_iterable(cal, orig)), QuantizeOptions(),
+                    op_filter=lambda op: m.main.tensors[op.outputs[0]].name != middle)
+    assert int16_islands(m, {middle}, named, QuantizeOptions()) == ["FULLY_CONNECTED"]
+    q = m.main
+    steps = [(op.name, q.tensors[op.inputs[0]].type, q.tensors[op.outputs[0]].type) for op in q.operators]
+    assert ("QUANTIZE", TensorType.INT8, TensorType.INT16) in steps
+    assert ("QUANTIZE", TensorType.INT16, TensorType.INT8) in steps
+    assert ("FULLY_CONNECTED", TensorType.INT16, TensorType.INT16) in steps
+    assert [s for s in steps if s[0] == "DEQUANTIZE"] == [("DEQUANTIZE", TensorType.INT8, TensorType.FLOAT32)]
+    data = m.to_bytes()
+    runtime.run(data, xnnpack=False)
+    assert _min_cos(orig, data, ev) >= _min_cos(orig, plain.to_bytes(), ev) - 1e-4
