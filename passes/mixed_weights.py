@@ -29,8 +29,8 @@ def gptq_cache(float_model, calibration, per_channel: bool) -> tuple[dict, objec
 
 def apply_gptq(model, cache: dict) -> int:
     """Write the cached GPTQ weights over the int8 weights of the integer weighted ops of
-    subgraph 0 whose scales match (a weight several ops share is left as it is); returns
-    how many it replaced."""
+    subgraph 0 whose scales match (a weight several ops share, or one stored sparse again, is
+    left as it is); returns how many it replaced."""
     from tflopt.sensitivity.islands import op_key
     sg = model.main
     readers: dict[int, int] = {}
@@ -47,7 +47,7 @@ def apply_gptq(model, cache: dict) -> int:
         q, scale = cache[key]
         w = sg.tensors[op.inputs[WEIGHTED[op.name][1]]]
         have = w.quantization.scale if w.type == TensorType.INT8 and w.quantization is not None else None
-        if have is None or readers.get(w.index, 0) != 1 or tuple(w.shape) != q.shape or \
+        if have is None or w.sparsity is not None or readers.get(w.index, 0) != 1 or tuple(w.shape) != q.shape or \
                 np.size(have) != np.size(scale) or not np.allclose(have, scale, rtol=1e-6):
             continue
         w.set_data(q, TensorType.INT8)
