@@ -7,8 +7,9 @@ Calibration on the calibration photos, every figure on the evaluation photos (ot
 fixtures/fetch_photos.py); mixed precision checks its target on those evaluation photos
 (``evaluation=``). Per model: min output cosine of plain int8, int16x8 and mixed (target
 cosine), the shares of MACs mixed keeps int8 and integer (int8 + int16x8 islands), how many
-islands it keeps float / int16, file bytes of int8 and mixed, the Edge TPU partitions of mixed
-(--edgetpu: chosen with target=edgetpu), min cosine of int8 after ``equalize``; mixed runs after
+islands it keeps float / int16, file bytes of int8 and mixed, the share of mixed's MACs the
+Edge TPU audit puts on the accelerator (its compiler cuts at the first op it cannot map;
+--edgetpu: chosen with target=edgetpu), min cosine of int8 after ``equalize``; mixed runs after
 ``dequantize,equalize`` unless --no-equalize (float islands then keep float32 weights), seconds of mixed precision and of the
 sensitivity analysis (top 10). Fidelity is tflopt.evaluation.compare_models on the part the stock
 interpreter runs (tflopt.runtime.runnable), as benchmarks/fidelity_full_integer.py.
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"mixed: quantize(mode=int8,target_cosine={args.target},fallback={args.fallback},weights={args.weights}"
           f"{',target=edgetpu' if args.edgetpu else ''})")
     print(f"{'model':34s} {'MB':>5s} {'int8':>7s} {'16x8':>7s} {'mixed':>7s} {'int8 MAC':>8s} {'int MAC':>7s} "
-          f"{'flt/i16':>7s} {'int8 B':>8s} {'mixed B':>8s} {'TPU parts':>9s} {'eq int8':>7s} {'mix s':>6s} {'sens s':>6s}")
+          f"{'flt/i16':>7s} {'int8 B':>8s} {'mixed B':>8s} {'TPU MAC':>7s} {'eq int8':>7s} {'mix s':>6s} {'sens s':>6s}")
     n90 = n90i = 0
     for path in corpus():
         if args.names and not any(n in path.name for n in args.names):
@@ -112,10 +113,10 @@ def main() -> None:
         n90i += mp["integer_macs_share"] >= 0.9
         kept = f"{len(mp['kept_float'])}/{len(mp['kept']) - len(mp['kept_float'])}"
         from tflopt.passes.mixed_edgetpu import edgetpu_partitions
-        parts = edgetpu_partitions(load(mixed))["partitions"]
+        tpu = edgetpu_partitions(load(mixed))["accelerated_macs_share"]
         print(f"{path.stem[:34]:34s} {path.stat().st_size / 1e6:5.2f} {_min_cos(orig, int8, tests):7.4f} "
               f"{_min_cos(orig, i16, tests):7.4f} {_min_cos(orig, mixed, tests):7.4f} {mp['int8_macs_share']:8.1%} "
-              f"{mp['integer_macs_share']:7.1%} {kept:>7s} {len(int8):8d} {len(mixed):8d} {parts:9d} {eq:7.4f} "
+              f"{mp['integer_macs_share']:7.1%} {kept:>7s} {len(int8):8d} {len(mixed):8d} {tpu:7.1%} {eq:7.4f} "
               f"{mix_s:6.1f} {sens_s:6.1f}  runs: {runs}", flush=True)
     print(f"models keeping >= 90% of MACs int8: {n90}, integer: {n90i}; load average {os.getloadavg()[0]:.1f}")
 

@@ -1,12 +1,13 @@
 """Fallback cuts that keep an Edge TPU's part in one piece (``quantize(..., target=edgetpu)``).
 
-The Edge TPU runs int8 ops only; every island kept at higher precision runs on the CPU, and
-an island in the middle of the int8 graph splits the delegated part in two (one more round
-trip each way per inference). So, when choosing, an island whose readers are all graph
-outputs or already off the accelerator (kept islands, ops with no int8 kernel) goes first: the
-kept part grows back from the tail. When giving islands back to int8, only one whose inputs
-all come from int8 ops is given back, so no hole opens. The partitions that result are
-counted by the Edge TPU audit (tflopt.audit) for the report.
+The Edge TPU runs int8 ops only, and its compiler makes a single cut: the first op it cannot
+map and everything after it run on the CPU (tflopt.audit's ``first_cut``). An island kept at
+higher precision in the middle of the graph therefore sends the whole rest of the model to
+the CPU. So, when choosing, an island whose readers are all graph outputs or already off the
+accelerator (kept islands, ops with no int8 kernel) goes first: the kept part grows back from
+the tail. When giving islands back to int8, only one whose inputs all come from int8 ops is
+given back, so no hole opens. The Edge TPU audit of the written model gives the report its
+partitions and the share of MACs on the accelerator.
 """
 from __future__ import annotations
 

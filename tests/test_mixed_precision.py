@@ -84,9 +84,11 @@ def test_options_declared_and_checked():
 
 
 @pytest.mark.real
-def test_corpus_model_reaches_target(tmp_path):
+@pytest.mark.parametrize("fallback", ["float", "int16"])
+def test_corpus_model_reaches_target(tmp_path, fallback):
     """face_detection_short_range: plain int8 min cosine 0.979 on the evaluation photos;
-    after equalize, mixed precision reaches 0.99 keeping nearly every MAC int8."""
+    after equalize, mixed precision reaches 0.99 keeping nearly every MAC int8 (with
+    fallback=int16 every MAC integer: its islands compute in 16x8)."""
     from conftest import corpus
     photos = load_module(DATA.parent / "fetch_photos.py")
     path = next(p for p in corpus() if p.name == "face_detection_short_range.tflite")
@@ -95,11 +97,15 @@ def test_corpus_model_reaches_target(tmp_path):
     ev = photos.photo_samples(orig, path, split="evaluation")
     m = tflopt.load(path)
     rep = run_pipeline(m, "dequantize,equalize,"
-                       f"quantize(mode=int8,target_cosine=0.99,evaluation={_eval_file(tmp_path, orig, ev)})",
+                       f"quantize(mode=int8,target_cosine=0.99,fallback={fallback},"
+                       f"evaluation={_eval_file(tmp_path, orig, ev)})",
                        PassContext(calibration=from_iterable(cal, orig)))
     mp = rep.passes[-1].stats["mixed_precision"]
     assert _min_cos(orig, m.to_bytes(), ev) >= 0.99
-    assert mp["integer_macs_share"] >= 0.9
+    assert mp["int8_macs_share"] >= 0.9
+    if fallback == "int16":
+        assert mp["integer_macs_share"] == 1.0 and mp["kept_float"] == []
+        assert {k["precision"] for k in mp["kept"]} == {"int16"}
     runtime.run(m.to_bytes())
 
 
