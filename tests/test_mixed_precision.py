@@ -231,3 +231,31 @@ def test_int16_island_in_the_middle_requantizes_directly():
     data = m.to_bytes()
     runtime.run(data, xnnpack=False)
     assert _min_cos(orig, data, ev) >= _min_cos(orig, plain.to_bytes(), ev) - 1e-4
+
+
+def test_int16_gives_way_to_float_where_int8_weights_are_the_loss():
+    """16x8 keeps weights int8: a layer whose weights int8 cannot carry (each row's range set by
+    one weight on an input that is always 0) misses the target with every island int16, so
+    the islands go float instead, and the report says so."""
+    from tflopt.schema import TensorType as T
+    from tflopt.weights import float_values
+    orig = mlp([16, 32, 32, 4])
+    sg = orig.main
+    fcs = [op for op in sg.operators if op.name == "FULLY_CONNECTED"]
+    bias = sg.tensors[fcs[0].inputs[2]]
+    bv = float_values(bias).copy()
+    bv[0] = -1e3  # channel 0 of the first layer is always 0 after its ReLU
+    bias.set_data(bv.astype(np.float32), T.FLOAT32)
+    w = sg.tensors[fcs[1].inputs[1]]
+    v = float_values(w).copy()
+    v[:, 0] = 100 * np.abs(v).max(1)
+    w.set_data(v.astype(np.float32), T.FLOAT32)
+    ev = _samples(16, 2)
+    m = orig.clone()
+    rep = run_pipeline(m, "quantize(mode=int8,target_cosine=0.99,fallback=int16)",
+                       PassContext(calibration=from_iterable(_samples(32, 1), orig)))
+    mp = rep.passes[-1].stats["mixed_precision"]
+    assert mp["met"] and mp["fallback"] == "float"
+    assert [(k["ops"], k["precision"]) for k in mp["kept"]] == [(["FULLY_CONNECTED"], "float")]
+    assert any("fallback=int16 missed the goal" in x for x in rep.passes[-1].warnings)
+    assert _min_cos(orig, m.to_bytes(), ev) >= 0.99
