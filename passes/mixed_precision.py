@@ -249,6 +249,13 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
         from .mixed_weights import gptq_cache
         gptq, outcome = gptq_cache(trials.float_model, ctx.calibration, options.per_channel)
         warnings.extend(outcome.warnings("GPTQ rounding"))
+        # GPTQ fits each layer to the calibration inputs; on some models the whole int8 model
+        # then does worse on the evaluation data (selfie_segmentation_landscape): keep the better.
+        with_gptq, rounded = (goal.measure(trials, builder(trials, options, w)()) for w in (gptq, None))
+        if goal.loss(rounded) < goal.loss(with_gptq):
+            warnings.append(f"weights=gptq: full int8 min cosine {with_gptq.min_cosine:.4f} with GPTQ weights, "
+                            f"{rounded.min_cosine:.4f} rounded to nearest: rounded to nearest kept")
+            gptq = None
     chosen, before, predicted = choose_islands(trials, goal, builder(trials, options, gptq),
                                                edgetpu=options.target == "edgetpu")
     if options.fallback == "int16" and not goal.meets(predicted):
@@ -272,7 +279,7 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
     kept = [{"island": n, "ops": islands[n].kinds, "macs": islands[n].macs,
              "precision": _precision(model, islands[n]), "reason": r} for n, r in chosen.items()]
     result.stats["mixed_precision"] = {
-        "target": target, "met": met, "fallback": options.fallback,
+        "target": target, "met": met, "fallback": options.fallback, "weights": "gptq" if gptq else "rtn",
         "evaluation": options.evaluation or "calibration data", "evaluation_samples": len(trials.samples),
         "before": {"min_cosine": before.min_cosine, "min_snr_db": before.min_snr, "accuracy": before.accuracy},
         "after": {"min_cosine": after.min_cosine, "min_snr_db": after.min_snr, "outputs": after.outputs,
