@@ -172,6 +172,25 @@ def choose_islands(trials, goal, build=None, edgetpu: bool = False) -> tuple[dic
     return chosen, full, current
 
 
+def _choose(trials, goal, options, gptq) -> tuple[tuple, dict | None]:
+    """``choose_islands`` with ``options``' fallback; with ``target=edgetpu`` both ways of
+    ordering (by damage per MAC, tail first) and the one meeting the goal whose model puts
+    more MACs on the Edge TPU (its audit), with both shares (ties: by damage)."""
+    build = builder(trials, options, gptq)
+    if options.target != "edgetpu":
+        return choose_islands(trials, goal, build), None
+    from .mixed_edgetpu import edgetpu_partitions
+    islands = {i.name: i for i in trials.islands}
+    tried = []
+    for tail_first in (False, True):
+        choice = choose_islands(trials, goal, build, edgetpu=tail_first)
+        share = edgetpu_partitions(build(frozenset(k for n in choice[0] for k in islands[n].keys)))
+        tried.append((goal.meets(choice[2]), share["accelerated_macs_share"], choice))
+    best = max(tried, key=lambda t: t[:2])
+    return best[2], {"by_damage": tried[0][1], "tail_first": tried[1][1],
+                     "chosen": "tail_first" if best is tried[1] else "by_damage"}
+
+
 def macs_shares(model: Model) -> dict:
     """MACs of subgraph 0 by the type its ops compute in: int8 (uint8 counts), integer (int8
     and int16x8) and all, with the two shares."""
@@ -256,17 +275,16 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
             warnings.append(f"weights=gptq: full int8 min cosine {with_gptq.min_cosine:.4f} with GPTQ weights, "
                             f"{rounded.min_cosine:.4f} rounded to nearest: rounded to nearest kept")
             gptq = None
-    chosen, before, predicted = choose_islands(trials, goal, builder(trials, options, gptq),
-                                               edgetpu=options.target == "edgetpu")
+    (chosen, before, predicted), tpu_tried = _choose(trials, goal, options, gptq)
     if options.fallback == "int16" and not goal.meets(predicted):
         # 16x8 keeps int8 weights: where their rounding is the loss (hand_landmark_full with
         # round-to-nearest weights: 0.914 with every island int16) only float reaches the goal.
         options = dataclasses.replace(options, fallback="float")
-        again = choose_islands(trials, goal, builder(trials, options, gptq), edgetpu=options.target == "edgetpu")
+        again, tried = _choose(trials, goal, options, gptq)
         if goal.meets(again[2]):
             warnings.append(f"fallback=int16 missed the goal (min cosine {predicted.min_cosine:.4f} with "
                             f"{len(chosen)} island(s) int16): islands kept float instead")
-            chosen, _, predicted = again
+            (chosen, _, predicted), tpu_tried = again, tried
         else:
             options = dataclasses.replace(options, fallback="int16")
     islands = {i.name: i for i in trials.islands}
@@ -289,7 +307,7 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
     }
     if options.target == "edgetpu":
         from .mixed_edgetpu import edgetpu_partitions
-        result.stats["mixed_precision"]["edgetpu"] = edgetpu_partitions(model)
+        result.stats["mixed_precision"]["edgetpu"] = edgetpu_partitions(model) | {"tried": tpu_tried}
     if not met:
         warnings.append(f"mixed precision missed the target ({target}): min cosine {after.min_cosine:.4f}, "
                         f"min SNR {after.min_snr:.1f} dB with {len(chosen)} island(s) at higher precision")

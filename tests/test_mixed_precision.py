@@ -201,6 +201,8 @@ def test_edgetpu_cuts_grow_from_the_tail(tmp_path):
     mp = rep.passes[-1].stats["mixed_precision"]
     assert [k["ops"] for k in mp["kept"]] == [["LOGISTIC"]]
     assert mp["edgetpu"]["partitions"] == 1 and mp["edgetpu"]["accelerated_macs_share"] == 1.0
+    tried = mp["edgetpu"]["tried"]   # both orders were tried; the kept one has the larger share
+    assert tried["chosen"] == "by_damage" and tried["by_damage"] == tried["tail_first"] == 1.0
     assert _min_cos(head, m.to_bytes(), ev) >= 0.99
 
 
