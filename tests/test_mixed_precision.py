@@ -157,16 +157,30 @@ def test_max_accuracy_drop_with_labels(tmp_path):
 
 
 def test_gptq_weights_are_those_plain_gptq_writes():
-    """weights=gptq: the choice is made on GPTQ weights computed once on the float model;
-    with nothing to keep out of int8 the result is the plain GPTQ pass's, byte for byte."""
-    orig = mlp([16, 64, 64, 10])
+    """weights=gptq: the choice is made on GPTQ weights computed once on the float model, and
+    the int8 weights written are the plain GPTQ pass's; where int8 rounded to nearest already
+    meets the goal, it is kept (GPTQ can only cost there) and the result is plain int8's."""
+    from tflopt.weights import float_values
+    orig = sigmoid_head_mlp([16, 64, 64, 4])
     cal = _samples(32, 1)
     a, b = orig.clone(), orig.clone()
     run_pipeline(a, "quantize(mode=int8,weights=gptq)", PassContext(calibration=from_iterable(cal, orig)))
-    rep = run_pipeline(b, "quantize(mode=int8,weights=gptq,target_cosine=0.9)",
+    rep = run_pipeline(b, "quantize(mode=int8,weights=gptq,target_cosine=0.99)",
                        PassContext(calibration=from_iterable(cal, orig)))
-    assert rep.passes[-1].stats["gptq_weights"] > 0
-    assert a.to_bytes() == b.to_bytes()
+    mp = rep.passes[-1].stats["mixed_precision"]
+    assert mp["weights"] == "gptq" and rep.passes[-1].stats["gptq_weights"] == 3
+    assert [k["ops"] for k in mp["kept"]] == [["LOGISTIC"]]
+
+    def fc_weights(m):
+        sg = m.main
+        return [float_values(sg.tensors[op.inputs[1]]) for op in sg.operators if op.name == "FULLY_CONNECTED"]
+    assert all(np.array_equal(x, y) for x, y in zip(fc_weights(a), fc_weights(b), strict=True))
+    plain, mixed = orig.clone(), orig.clone()
+    run_pipeline(plain, "quantize(mode=int8)", PassContext(calibration=from_iterable(cal, orig)))
+    rep = run_pipeline(mixed, "quantize(mode=int8,weights=gptq,target_cosine=0.5)",
+                       PassContext(calibration=from_iterable(cal, orig)))
+    assert rep.passes[-1].stats["mixed_precision"]["weights"] == "rtn"
+    assert mixed.to_bytes() == plain.to_bytes()
 
 
 @pytest.mark.parametrize("options", [dict(mode="int16x8", target_cosine=0.99, fallback="int16"),
