@@ -1,12 +1,15 @@
 """Mixed precision, plain int8 / int16x8, equalization and sensitivity time on the mediapipe corpus.
 
-    python benchmarks/mixed_precision.py [--target 0.99] [--no-equalize] [--no-sensitivity] [NAME ...]
+    python benchmarks/mixed_precision.py [--target 0.99] [--fallback float|int16] [--weights rtn|gptq]
+        [--edgetpu] [--no-equalize] [--no-sensitivity] [NAME ...]
 
 Calibration on the calibration photos, every figure on the evaluation photos (other photos,
 fixtures/fetch_photos.py); mixed precision checks its target on those evaluation photos
 (``evaluation=``). Per model: min output cosine of plain int8, int16x8 and mixed (target
-cosine), the share of MACs mixed keeps integer, how many islands it keeps float, file bytes of
-int8 and mixed, min cosine of int8 after ``equalize``; mixed runs after
+cosine), the shares of MACs mixed keeps int8 and integer (int8 + int16x8 islands), how many
+islands it keeps float / int16, file bytes of int8 and mixed, the share of mixed's MACs the
+Edge TPU audit puts on the accelerator (its compiler cuts at the first op it cannot map;
+--edgetpu: chosen with target=edgetpu), min cosine of int8 after ``equalize``; mixed runs after
 ``dequantize,equalize`` unless --no-equalize (float islands then keep float32 weights), seconds of mixed precision and of the
 sensitivity analysis (top 10). Fidelity is tflopt.evaluation.compare_models on the part the stock
 interpreter runs (tflopt.runtime.runnable), as benchmarks/fidelity_full_integer.py.
@@ -54,12 +57,17 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.99)
     ap.add_argument("--no-equalize", action="store_true", help="mixed precision on the model as it is")
     ap.add_argument("--no-sensitivity", action="store_true")
+    ap.add_argument("--fallback", choices=["float", "int16"], default="float")
+    ap.add_argument("--weights", choices=["rtn", "gptq"], default="rtn")
+    ap.add_argument("--edgetpu", action="store_true", help="mixed precision with target=edgetpu")
     ap.add_argument("--equalize-only", action="store_true", help="only the int8 / int8-after-equalize columns")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'model':34s} {'MB':>5s} {'int8':>7s} {'16x8':>7s} {'mixed':>7s} {'int MACs':>8s} {'float isl':>9s} "
-          f"{'int8 B':>8s} {'mixed B':>8s} {'eq int8':>7s} {'mix s':>6s} {'sens s':>6s}")
-    n90 = 0
+    print(f"mixed: quantize(mode=int8,target_cosine={args.target},fallback={args.fallback},weights={args.weights}"
+          f"{',target=edgetpu' if args.edgetpu else ''})")
+    print(f"{'model':34s} {'MB':>5s} {'int8':>7s} {'16x8':>7s} {'mixed':>7s} {'int8 MAC':>8s} {'int MAC':>7s} "
+          f"{'flt/i16':>7s} {'int8 B':>8s} {'mixed B':>8s} {'TPU MAC':>7s} {'eq int8':>7s} {'mix s':>6s} {'sens s':>6s}")
+    n90 = n90i = 0
     for path in corpus():
         if args.names and not any(n in path.name for n in args.names):
             continue
@@ -81,8 +89,9 @@ def main() -> None:
             # Mixed precision after equalization: equalize is data-free and float-exact, and the
             # fewer islands int8 breaks, the fewer go back to float.
             before = "" if args.no_equalize else "dequantize,equalize,"
-            mixed, stats = _quantize(path, f"{before}quantize(mode=int8,target_cosine={args.target},evaluation={ev})",
-                                     calib)
+            extra = f",fallback={args.fallback},weights={args.weights}" + (",target=edgetpu" if args.edgetpu else "")
+            mixed, stats = _quantize(path, f"{before}quantize(mode=int8,target_cosine={args.target}{extra},"
+                                     f"evaluation={ev})", calib)
             mix_s = time.perf_counter() - t0
         mp = stats["mixed_precision"]
         eq = float("nan")
@@ -100,14 +109,16 @@ def main() -> None:
         runs = _runs(mixed)
         if runs != "yes" and runs == _runs(path):
             runs = "as orig"  # stops at the same custom op the stock interpreter lacks
-        share = mp["integer_macs_share"]
-        n90 += share >= 0.9
+        n90 += mp["int8_macs_share"] >= 0.9
+        n90i += mp["integer_macs_share"] >= 0.9
+        kept = f"{len(mp['kept_float'])}/{len(mp['kept']) - len(mp['kept_float'])}"
+        from tflopt.passes.mixed_edgetpu import edgetpu_partitions
+        tpu = edgetpu_partitions(load(mixed))["accelerated_macs_share"]
         print(f"{path.stem[:34]:34s} {path.stat().st_size / 1e6:5.2f} {_min_cos(orig, int8, tests):7.4f} "
-              f"{_min_cos(orig, i16, tests):7.4f} {_min_cos(orig, mixed, tests):7.4f} {share:8.1%} "
-              f"{len(mp['kept_float']):9d} {len(int8):8d} {len(mixed):8d} {eq:7.4f} {mix_s:6.1f} {sens_s:6.1f}  "
-              f"runs: {runs}",
-              flush=True)
-    print(f"models keeping >= 90% of MACs integer: {n90}; load average {os.getloadavg()[0]:.1f}")
+              f"{_min_cos(orig, i16, tests):7.4f} {_min_cos(orig, mixed, tests):7.4f} {mp['int8_macs_share']:8.1%} "
+              f"{mp['integer_macs_share']:7.1%} {kept:>7s} {len(int8):8d} {len(mixed):8d} {tpu:7.1%} {eq:7.4f} "
+              f"{mix_s:6.1f} {sens_s:6.1f}  runs: {runs}", flush=True)
+    print(f"models keeping >= 90% of MACs int8: {n90}, integer: {n90i}; load average {os.getloadavg()[0]:.1f}")
 
 
 def _runs(model) -> str:

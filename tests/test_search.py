@@ -247,3 +247,41 @@ def test_bad_space_file_is_one_line_exit_2(tmp_path, space, words):
                             "--cache", tmp_path / "c"])
     assert rc == 2 and out == "" and err.count("\n") == 1 and words in err and str(tmp_path / "s.json") in err
     assert not (tmp_path / "o.tflite").exists()
+
+
+def test_mixed_precision_point_meets_a_cosine_goal_plain_int8_misses(tmp_path):
+    """The quantize level's fallback dimension: with a min_cosine goal, int8 / int16x8 also
+    come as a mixed-precision point targeting it (float16 / dynamic do not). On a model
+    whose sigmoid head int8 cannot carry, plain int8 misses min_cosine>=0.99 and the point
+    (head kept float, every FULLY_CONNECTED int8) is chosen; its cosine is measured here again."""
+    from tflopt.build import sigmoid_head_mlp
+    from tflopt.evaluation import compare_models
+    from tflopt.search.space import default_space, with_mixed_precision
+    specs = [c.spec for lv in with_mixed_precision(default_space(), parse_goals("min_cosine>=0.99"))
+             if lv.pass_name == "quantize" for c in lv.choices()]
+    assert "quantize(mode=int8,target_cosine=0.99)" in specs and "quantize(mode=int16x8,target_cosine=0.99)" in specs
+    assert not any("target_cosine" in s for s in specs if "float16" in s or "dynamic" in s)
+    model = sigmoid_head_mlp([16, 32, 32, 4])
+    path = tmp_path / "head.tflite"
+    path.write_bytes(model.to_bytes())
+    name = model.main.tensors[model.main.inputs[0]].name
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cal.npz", **{name: rng.standard_normal((32, 16)).astype(np.float32)})
+    x = rng.standard_normal((16, 16)).astype(np.float32)
+    np.savez(tmp_path / "ev.npz", x=x)
+    space = write_space(tmp_path / "q.json", {"levels": [{"pass": "quantize", "options": {"mode": ["int8"],
+                                                                                      "weights": ["rtn"]}}]})
+    rc, out, err = run_cli(["search", path, "--calibration", tmp_path / "cal.npz", "--data", f"{tmp_path / 'ev.npz'}:x",
+                            "--goal", "min_cosine>=0.99", "--space", space, "--cache", tmp_path / "c",
+                            "-o", tmp_path / "o.tflite", "--json"])
+    assert rc == 0, err
+    r = json.loads(out)
+    chosen = r["chosen"]["pipeline"]
+    assert chosen.startswith("quantize(mode=int8,target_cosine=0.99,evaluation=")
+    plain = next(t for t in r["trials"] if t["pipeline"] == "quantize(mode=int8)")
+    assert plain["metrics"]["min_cosine"] < 0.99
+    written = (tmp_path / "o.tflite").read_bytes()
+    got = compare_models(model, written, [[x[i:i + 1]] for i in range(len(x))], samples=0)["outputs"][0]["cosine"]
+    assert got >= 0.99
+    sg = load(written).main
+    assert all(sg.tensors[op.inputs[0]].type == 9 for op in sg.operators if op.name == "FULLY_CONNECTED")

@@ -95,8 +95,9 @@ def search_cmd(models, output, goal_text, objective, calibration, calibration_no
                           "the result (pass --allow-same-data to do it anyway)")
     from .measure import EvalSpec
     from .runner import SearchConfig, model_paths, search_one, write_chosen
-    from .space import default_space, load_space
+    from .space import default_space, load_space, with_mixed_precision
     levels = load_space(space_file) if space_file else default_space(objective)
+    levels = with_mixed_precision(levels, goals, evaluation=data, target=target)
     paths = model_paths(models)
     zoo = len(paths) > 1 or Path(models).is_dir()
     if output is None:

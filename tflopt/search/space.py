@@ -17,9 +17,15 @@ the training-free recovery switched on. Chained passes keep what earlier ones ac
 
 Options a level does not name keep the pass's default search values; ``"monotone": [...]``
 names options whose values run from mild to strong compression (default: as declared).
+
+The quantize level's "fallback" dimension (``with_mixed_precision``): with a ``min_cosine`` /
+``min_snr`` goal, each int8 / int16x8 choice also comes as a mixed-precision point whose target
+is that goal (``quantize(mode=int8,target_cosine=0.99)``: the fewest ops kept out of int8 for
+the goal to hold, passes/mixed_precision.py); float16 / dynamic have no such point.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -45,25 +51,30 @@ class Level:
     options: dict[str, list] = field(default_factory=dict)
     monotone: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    # Option sets added to every combination as one more choice where the pass takes them
+    # (the mixed-precision point: a target, the data it is checked on, the target delegate).
+    points: tuple[dict, ...] = ()
 
     def choices(self) -> list[Choice]:
         """Every valid combination of the level's values, in order; combinations the pass
         refuses (``weights=gptq`` with ``mode=float16``) are left out."""
         cls = get_pass(self.pass_name)
+        defaults = {f.name: cls().options.__dict__[f.name] for f in dataclasses.fields(cls.Options)}
         names = list(self.options)
         out, seen = [], set()
-        for combo in itertools.product(*(self.options[n] for n in names)):
-            given = dict(zip(names, combo))
+        for combo, point in itertools.product(itertools.product(*(self.options[n] for n in names)),
+                                              ({},) + tuple(self.points)):
+            given = dict(zip(names, combo)) | point
             try:
                 # The first option always shows (quantize(mode=int8)); others only when not default.
-                shown = {k: v for i, (k, v) in enumerate(given.items()) if i == 0 or cls(**{k: v})._differs(k)}
+                shown = {k: v for i, (k, v) in enumerate(given.items()) if i == 0 or v != defaults[k]}
                 p = cls(**shown)
             except PipelineError:
                 continue
             if p.spec() in seen:
                 continue
             seen.add(p.spec())
-            mono = [n for n in names if n in self.monotone]
+            mono = [n for n in names if n in self.monotone]  # a point's options are never monotone
             rank = tuple(self.options[n].index(given[n]) for n in mono)
             rest = cls(**{k: v for k, v in shown.items() if k not in mono})
             out.append(Choice(p.spec(), rest.spec() if mono else p.spec(), rank))
@@ -71,7 +82,7 @@ class Level:
 
     def as_dict(self) -> dict:
         return {"pass": self.pass_name, "options": self.options, "monotone": list(self.monotone),
-                "requires": list(self.requires)}
+                "requires": list(self.requires), **({"points": list(self.points)} if self.points else {})}
 
 
 def _level(pass_name: str, options: dict | None = None, monotone=None, requires=()) -> Level:
@@ -88,6 +99,26 @@ def default_space(objective: str = "gzip_bytes") -> list[Level]:
     if objective == "raw_bytes":
         levels.append(_level("sparsify", requires=("prune",)))
     return levels
+
+
+def with_mixed_precision(levels: list[Level], goals, *, evaluation: str | None = None,
+                         target: str | None = None) -> list[Level]:
+    """The quantize levels with the mixed-precision point of the first ``min_cosine`` (else
+    ``min_snr``) goal; a level that names a target itself, or no such goal, stays as it is.
+    ``evaluation``: the data the point checks its target on (the search's --data);
+    ``target="edgetpu"``: its cuts keep the Edge TPU part in one piece."""
+    bound = next(((("target_cosine" if g.metric == "min_cosine" else "target_snr"), g.value) for g in goals
+                  if g.metric in ("min_cosine", "min_snr") and not g.relative), None)
+    if bound is None:
+        return levels
+    point = {bound[0]: bound[1]} | ({"evaluation": str(evaluation)} if evaluation else {}) | \
+        ({"target": target} if target == "edgetpu" else {})
+    out = []
+    for level in levels:
+        if level.pass_name == "quantize" and not {"target_cosine", "target_snr"} & set(level.options):
+            level = Level(level.pass_name, level.options, level.monotone, level.requires, level.points + (point,))
+        out.append(level)
+    return out
 
 
 def load_space(path: Path) -> list[Level]:
