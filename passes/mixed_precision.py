@@ -307,6 +307,9 @@ def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:
         "kept": kept, "kept_float": [k for k in kept if k["precision"] != "int16"],
         **shares, "builds": trials.builds, "seconds": time.perf_counter() - t0,
     }
+    if trials.only_measured:  # the ranking mixed precision chose from, for the report's plot
+        from tflopt.sensitivity.analysis import ranking
+        result.stats["mixed_precision"]["sensitivity"] = ranking(trials)
     if options.target == "edgetpu":
         from .mixed_edgetpu import edgetpu_partitions
         result.stats["mixed_precision"]["edgetpu"] = edgetpu_partitions(model) | {"tried": tpu_tried}

@@ -275,3 +275,25 @@ def test_int16_gives_way_to_float_where_int8_weights_are_the_loss():
     assert [(k["ops"], k["precision"]) for k in mp["kept"]] == [(["FULLY_CONNECTED"], "float")]
     assert any("fallback=int16 missed the goal" in x for x in rep.passes[-1].warnings)
     assert _min_cos(orig, m.to_bytes(), ev) >= 0.99
+
+
+def test_report_shows_the_ranking_mixed_precision_chose_from(tmp_path):
+    """A fragile middle layer (not a head): mixed precision ranks every island alone in int8,
+    keeps that layer float, and the optimize report draws the ranking it chose from."""
+    from test_sensitivity import _fragile_weights_mlp
+
+    from tflopt.reports import optimize_report, render_html
+    orig = _fragile_weights_mlp()
+    ev = _samples(16, 2)
+    m = orig.clone()
+    spec = f"quantize(mode=int8,target_cosine=0.99,evaluation={_eval_file(tmp_path, orig, ev)})"
+    rep = run_pipeline(m, spec, PassContext(calibration=from_iterable(_samples(32, 1), orig)))
+    mp = rep.passes[-1].stats["mixed_precision"]
+    assert mp["met"] and [k["island"] for k in mp["kept_float"]] == ["dense_2/out"]
+    ranked = mp["sensitivity"]["ranked"]
+    assert ranked[0]["island"] == "dense_2/out" and len(ranked) >= 4
+    assert compare_models(orig, m.to_bytes(), ev, samples=0)["outputs"][0]["cosine"] >= 0.99
+    out = {"input": "in.tflite", "output": "out.tflite", **rep.as_dict(),
+           "size": {"before": {"raw_bytes": len(orig.to_bytes())}, "after": {"raw_bytes": len(m.to_bytes())}}}
+    html = render_html(optimize_report(out, before=orig, after=m))
+    assert "Quantization sensitivity" in html and "dense_2/out" in html

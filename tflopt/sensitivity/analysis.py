@@ -328,6 +328,11 @@ class Trials:
         self.builds += sum(1 for kind, _ in jobs if kind in ("only", "float"))
         return [Score(o) for o in outputs]
 
+    @property
+    def only_measured(self) -> bool:
+        """Whether ``only_quantized`` has run (a ranking then costs nothing more)."""
+        return hasattr(self, "_only_q")
+
     def only_quantized(self) -> dict[str, Score]:
         """Per island name, the score of the model with only that island integer (cached)."""
         if not hasattr(self, "_only_q"):
