@@ -10,7 +10,8 @@ cosine), the shares of MACs mixed keeps int8 and integer (int8 + int16x8 islands
 islands it keeps float / int16, file bytes of int8 and mixed, the share of mixed's MACs the
 Edge TPU audit puts on the accelerator (its compiler cuts at the first op it cannot map;
 --edgetpu: chosen with target=edgetpu), min cosine of int8 after ``equalize``; mixed runs after
-``dequantize,equalize`` unless --no-equalize (float islands then keep float32 weights), seconds of mixed precision and of the
+``equalize`` unless --no-equalize (it rescales float16 weights in place, so float islands keep
+the input's float16 storage), seconds of mixed precision and of the
 sensitivity analysis (top 10). Fidelity is tflopt.evaluation.compare_models on the part the stock
 interpreter runs (tflopt.runtime.runnable), as benchmarks/fidelity_full_integer.py.
 """
@@ -76,7 +77,7 @@ def main() -> None:
         tests = photo_samples(orig, path, split="evaluation")
         int8, _ = _quantize(path, "quantize(mode=int8)", calib)
         if args.equalize_only:
-            eq_bytes, st = _quantize(path, "dequantize,equalize,quantize(mode=int8)", calib)
+            eq_bytes, st = _quantize(path, "equalize,quantize(mode=int8)", calib)
             print(f"{path.stem[:34]:34s} int8 {_min_cos(orig, int8, tests):7.4f}  equalize+int8 "
                   f"{_min_cos(orig, eq_bytes, tests):7.4f}", flush=True)
             continue
@@ -88,7 +89,7 @@ def main() -> None:
             t0 = time.perf_counter()
             # Mixed precision after equalization: equalize is data-free and float-exact, and the
             # fewer islands int8 breaks, the fewer go back to float.
-            before = "" if args.no_equalize else "dequantize,equalize,"
+            before = "" if args.no_equalize else "equalize,"
             extra = f",fallback={args.fallback},weights={args.weights}" + (",target=edgetpu" if args.edgetpu else "")
             mixed, stats = _quantize(path, f"{before}quantize(mode=int8,target_cosine={args.target}{extra},"
                                      f"evaluation={ev})", calib)
@@ -96,8 +97,7 @@ def main() -> None:
         mp = stats["mixed_precision"]
         eq = float("nan")
         if not args.no_equalize:
-            # equalize takes float32 weights: the corpus stores float16 ones behind DEQUANTIZE.
-            eq_bytes, _ = _quantize(path, "dequantize,equalize,quantize(mode=int8)", calib)
+            eq_bytes, _ = _quantize(path, "equalize,quantize(mode=int8)", calib)
             eq = _min_cos(orig, eq_bytes, tests)
         sens_s = float("nan")
         if not args.no_sensitivity:
