@@ -33,13 +33,20 @@ def _eval_file(tmp_path, model, samples):
     return path
 
 
+def _mixed(tmp_path, orig, options: str):
+    """``quantize(mode=int8,OPTIONS)`` on a clone of ``orig``, calibrated on 32 random samples
+    and checked on 16 others: (the written model, its pass stats, the evaluation samples)."""
+    ev = _samples(16, 2)
+    m = orig.clone()
+    spec = f"quantize(mode=int8,{options},evaluation={_eval_file(tmp_path, orig, ev)})"
+    rep = run_pipeline(m, spec, PassContext(calibration=from_iterable(_samples(32, 1), orig)))
+    return m, rep, ev
+
+
 @pytest.mark.parametrize("target", ["target_cosine=0.99", "target_snr=25"])
 def test_target_on_fragile_head(tmp_path, target):
     orig = sigmoid_head_mlp([16, 32, 32, 4])
-    ev = _samples(16, 2)
-    m = orig.clone()
-    spec = f"quantize(mode=int8,{target},evaluation={_eval_file(tmp_path, orig, ev)})"
-    rep = run_pipeline(m, spec, PassContext(calibration=from_iterable(_samples(32, 1), orig)))
+    m, rep, ev = _mixed(tmp_path, orig, target)
     mp = rep.passes[-1].stats["mixed_precision"]
     plain = orig.clone()
     run_pipeline(plain, "quantize(mode=int8)", PassContext(calibration=from_iterable(_samples(32, 1), orig)))
@@ -113,10 +120,7 @@ def test_int16_fallback_keeps_the_head_integer(tmp_path):
     """fallback=int16: the sigmoid head int8 cannot carry computes in int16 (16x8 kernel)
     instead of float, so every op stays integer; measured again from the written bytes."""
     orig = sigmoid_head_mlp([16, 32, 32, 4])
-    ev = _samples(16, 2)
-    m = orig.clone()
-    spec = f"quantize(mode=int8,target_cosine=0.99,fallback=int16,evaluation={_eval_file(tmp_path, orig, ev)})"
-    rep = run_pipeline(m, spec, PassContext(calibration=from_iterable(_samples(32, 1), orig)))
+    m, rep, ev = _mixed(tmp_path, orig, "target_cosine=0.99,fallback=int16")
     mp = rep.passes[-1].stats["mixed_precision"]
     assert [(k["ops"], k["precision"]) for k in mp["kept"]] == [(["LOGISTIC"], "int16")]
     assert mp["kept_float"] == [] and mp["met"]
@@ -284,10 +288,7 @@ def test_report_shows_the_ranking_mixed_precision_chose_from(tmp_path):
 
     from tflopt.reports import optimize_report, render_html
     orig = _fragile_weights_mlp()
-    ev = _samples(16, 2)
-    m = orig.clone()
-    spec = f"quantize(mode=int8,target_cosine=0.99,evaluation={_eval_file(tmp_path, orig, ev)})"
-    rep = run_pipeline(m, spec, PassContext(calibration=from_iterable(_samples(32, 1), orig)))
+    m, rep, ev = _mixed(tmp_path, orig, "target_cosine=0.99")
     mp = rep.passes[-1].stats["mixed_precision"]
     assert mp["met"] and [k["island"] for k in mp["kept_float"]] == ["dense_2/out"]
     ranked = mp["sensitivity"]["ranked"]
