@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("names", nargs="*")
     ap.add_argument("--target", type=float, default=0.99)
     ap.add_argument("--no-equalize", action="store_true", help="mixed precision on the model as it is")
+    ap.add_argument("--equalize", default="equalize", metavar="SPEC",
+                    help="the equalize step before int8 / mixed, e.g. 'equalize(rounding=exact)'")
     ap.add_argument("--no-sensitivity", action="store_true")
     ap.add_argument("--fallback", choices=["float", "int16"], default="float")
     ap.add_argument("--weights", choices=["rtn", "gptq"], default="rtn")
@@ -77,7 +79,7 @@ def main() -> None:
         tests = photo_samples(orig, path, split="evaluation")
         int8, _ = _quantize(path, "quantize(mode=int8)", calib)
         if args.equalize_only:
-            eq_bytes, st = _quantize(path, "equalize,quantize(mode=int8)", calib)
+            eq_bytes, st = _quantize(path, f"{args.equalize},quantize(mode=int8)", calib)
             print(f"{path.stem[:34]:34s} int8 {_min_cos(orig, int8, tests):7.4f}  equalize+int8 "
                   f"{_min_cos(orig, eq_bytes, tests):7.4f}", flush=True)
             continue
@@ -89,7 +91,7 @@ def main() -> None:
             t0 = time.perf_counter()
             # Mixed precision after equalization: equalize is data-free and float-exact, and the
             # fewer islands int8 breaks, the fewer go back to float.
-            before = "" if args.no_equalize else "equalize,"
+            before = "" if args.no_equalize else f"{args.equalize},"
             extra = f",fallback={args.fallback},weights={args.weights}" + (",target=edgetpu" if args.edgetpu else "")
             mixed, stats = _quantize(path, f"{before}quantize(mode=int8,target_cosine={args.target}{extra},"
                                      f"evaluation={ev})", calib)
@@ -97,7 +99,7 @@ def main() -> None:
         mp = stats["mixed_precision"]
         eq = float("nan")
         if not args.no_equalize:
-            eq_bytes, _ = _quantize(path, "equalize,quantize(mode=int8)", calib)
+            eq_bytes, _ = _quantize(path, f"{args.equalize},quantize(mode=int8)", calib)
             eq = _min_cos(orig, eq_bytes, tests)
         sens_s = float("nan")
         if not args.no_sensitivity:
