@@ -220,34 +220,26 @@ def _precision(model: Model, island) -> str:
 def write_mixed(model: Model, ctx: PassContext, options, trials, float_keys, gptq: dict | None) -> PassResult:
     """The written model: one plain ``quantize_static`` of the input with the chosen islands
     left out (so float16 / sparse storage of what stays float is restored as the plain pass
-    does); with ``fallback=int16``, from the dequantized model, then the islands to 16x8;
-    then the GPTQ weights the choice was made with."""
-    from .dequantize import FP16_METADATA
-    from .mixed_weights import apply_gptq
-    from .quantize_static import _decode_sparse, _needs_dequantize, quantize_static, restore_storage, stored_forms
+    does); with ``fallback=int16`` the islands then go to 16x8, and the GPTQ weights the
+    choice was made with are written, both before that storage is restored."""
+    from .quantize_static import quantize_static
     plain = dataclasses.replace(options, target_cosine=None, target_snr=None, max_accuracy_drop=None,
                                 labels=None, weights="rtn")
     int16 = options.fallback == "int16" and bool(float_keys)
-    # The 16x8 rewrite needs float32 weights and GPTQ dense int8 ones: the storage they came in
-    # (float16, sparse) is restored after both, as quantize_static does after its own rewrite.
-    later = int16 or bool(gptq)
-    forms, fp16_metadata = (stored_forms(model), model.get_metadata(FP16_METADATA)) if later else ({}, None)
-    if later and _needs_dequantize(model):
-        from tflopt.pipeline import get_pass
-        get_pass("dequantize")().run(model, PassContext())
-        _decode_sparse(model)
-    result = quantize_static(model, ctx, plain, op_filter=lambda op: not op.outputs or
-                             op.subgraph.tensors[op.outputs[0]].name not in float_keys)
-    if int16:
-        from .mixed_int16 import int16_islands, ranges_by_name
-        done = int16_islands(model, float_keys, ranges_by_name(trials.sg, trials.range_cache[0].ranges), plain)
-        result.stats["int16_ops"] = len(done)
-    if gptq:
-        result.stats["gptq_weights"] = apply_gptq(model, gptq)
-    if forms:
-        result.stats["restored_storage"] = restore_storage(model, forms, fp16_metadata, result.warnings)
-        model.remove_unused()
-    return result
+
+    def after_rewrite(m: Model) -> dict:
+        out = {}
+        if int16:
+            from .mixed_int16 import int16_islands, ranges_by_name
+            out["int16_ops"] = len(int16_islands(m, float_keys, ranges_by_name(trials.sg, trials.range_cache[0].ranges),
+                                                 plain))
+        if gptq:
+            from .mixed_weights import apply_gptq
+            out["gptq_weights"] = apply_gptq(m, gptq)
+        return out
+    return quantize_static(model, ctx, plain, op_filter=lambda op: not op.outputs or
+                           op.subgraph.tensors[op.outputs[0]].name not in float_keys,
+                           after_rewrite=after_rewrite if int16 or gptq else None)
 
 
 def mixed_precision(model: Model, ctx: PassContext, options) -> PassResult:

@@ -567,11 +567,15 @@ def already_quantized(model: Model, options, bits: int) -> tuple[str, list] | No
     return f"full {'int8' if bits == 8 else 'int16x8'} ({n} {TYPE_NAMES[qtype]} activations)", changes
 
 
-def quantize_static(model: Model, ctx: PassContext, options, *, op_filter=None, range_cache: dict | None = None) -> PassResult:
+def quantize_static(model: Model, ctx: PassContext, options, *, op_filter=None, range_cache: dict | None = None,
+                    after_rewrite=None) -> PassResult:
     """``op_filter(op) -> bool`` (ops of the entry subgraphs as they are after any
     dequantize) narrows the ops quantized: mixed precision leaves the ones it returns False
     for in float. ``range_cache`` (a dict kept between calls on copies of one model) holds
-    the calibration ranges per subgraph, so trying many selections calibrates once."""
+    the calibration ranges per subgraph, so trying many selections calibrates once.
+    ``after_rewrite(model) -> dict`` edits the rewritten (and pruned) model while its weights are still
+    dense float32 / int8 (mixed precision's int16 islands and GPTQ weights), before the
+    input's storage (float16, sparse) is restored; what it returns joins the stats."""
     mode = options.mode
     bits = 8 if mode == "int8" else 16
     already = already_quantized(model, options, bits)
@@ -640,6 +644,9 @@ def quantize_static(model: Model, ctx: PassContext, options, *, op_filter=None, 
         stats["subgraphs"][index] = sub
         warnings.extend(_boundary_warnings(sg, options, plan))
         changed = True
+    if after_rewrite is not None:
+        model.remove_unused()   # the rewrite's dead ops still read the weights it replaced
+        stats.update(after_rewrite(model))
     if forms:
         stats["restored_storage"] = restore_storage(model, forms, fp16_metadata, warnings)
     stats["quantized_ops"] = sum(s["quantized_ops"] for s in stats["subgraphs"].values())

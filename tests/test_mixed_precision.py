@@ -298,3 +298,23 @@ def test_report_shows_the_ranking_mixed_precision_chose_from(tmp_path):
            "size": {"before": {"raw_bytes": len(orig.to_bytes())}, "after": {"raw_bytes": len(m.to_bytes())}}}
     html = render_html(optimize_report(out, before=orig, after=m))
     assert "Quantization sensitivity" in html and "dense_2/out" in html
+
+
+def test_float16_storage_restored_with_current_op_versions(tmp_path):
+    """int16 islands and GPTQ weights on a float16 model: the written model keeps float16
+    weights behind DEQUANTIZE for what stays float, and every op's version is the one its
+    tensor types call for (a DEQUANTIZE of float16 is version 3), as the plain pass writes."""
+    from test_sensitivity import _fragile_weights_mlp
+
+    from tflopt.versioning import update_versions
+    orig = _fragile_weights_mlp()
+    fp16 = orig.clone()
+    run_pipeline(fp16, "quantize(mode=float16)", PassContext())
+    m, rep, ev = _mixed(tmp_path, fp16, "target_cosine=0.99,fallback=int16,weights=gptq")
+    stats = rep.passes[-1].stats
+    assert stats["restored_storage"]["float16"] >= 1 and stats["gptq_weights"] >= 1
+    deq = [op for op in m.main.operators
+           if op.name == "DEQUANTIZE" and m.main.tensors[op.inputs[0]].type == TensorType.FLOAT16]
+    assert deq and all(op.version == 3 for op in deq)
+    assert update_versions(m.clone()) == {}
+    assert compare_models(orig, m.to_bytes(), ev, samples=0)["outputs"][0]["cosine"] >= 0.99
