@@ -139,11 +139,10 @@ class Trials:
 
     def _scored(self, outs) -> Score:
         scored = []
-        with runtime.one_blas_thread():
-            for k, d in enumerate(self._details):
-                ref = np.stack([o[k] for o in self.reference])
-                test = np.stack([o[k] for o in outs])
-                scored.append({"name": d["name"], **metrics(ref, test)})
+        for k, d in enumerate(self._details):
+            ref = np.stack([o[k] for o in self.reference])
+            test = np.stack([o[k] for o in outs])
+            scored.append({"name": d["name"], **metrics(ref, test)})
         return Score(scored)
 
     def _run(self, model: Model) -> list[list[np.ndarray]]:
