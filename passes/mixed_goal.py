@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflopt import runtime
 from tflopt.errors import TfloptError
 from tflopt.evaluation.metrics import accuracy_entry, class_labels, is_classifier_output
 
@@ -46,10 +45,8 @@ class Goal:
         score = trials.score(model, keep=keep)
         score.accuracy = None
         if self.labels is not None:
-            # score cut the model in place (or a copy when keep): run what it ran.
-            cut = runtime.cut_ops(model.clone(), set(trials.cut)) if keep and trials.cut else model
             ref = np.concatenate([o[self.output] for o in trials.reference])
-            test = np.concatenate([o[self.output] for o in trials._run(cut)])
+            test = np.concatenate([o[self.output] for o in score.runs])
             score.accuracy = accuracy_entry(ref, test, self.labels)
         return score
 

@@ -51,6 +51,9 @@ WEIGHT_BLAME_SHARE = 0.5
 class Score:
     """Fidelity of a variant against the float model, over every output."""
     outputs: list[dict]
+    # The variant's outputs per evaluation sample, kept by ``Trials.score`` (not by the pooled
+    # questions, whose scores cross processes) for goals that read more than fidelity.
+    runs: list | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def min_cosine(self) -> float:
@@ -135,7 +138,9 @@ class Trials:
         m = runtime.cut_ops(model.clone() if keep else model, set(self.cut)) if self.cut else model
         outs = self._run(m)
         self.seconds += time.perf_counter() - t0
-        return self._scored(outs)
+        score = self._scored(outs)
+        score.runs = outs
+        return score
 
     def _scored(self, outs) -> Score:
         scored = []
