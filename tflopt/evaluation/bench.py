@@ -148,10 +148,10 @@ def _delegated(interp) -> dict:
 
 
 def _inputs(details: list[dict], data, seed: int) -> list[np.ndarray]:
-    from .compare import _from_float, load_samples
+    from .compare import from_float, load_samples
     if data:
         sample = load_samples(data, details, 1)[0]
-        return [_from_float(np.asarray(x), d) for x, d in zip(sample, details)]
+        return [from_float(np.asarray(x), d) for x, d in zip(sample, details)]
     rng = np.random.default_rng(seed)
     return [runtime.random_input(d, rng) for d in details]
 

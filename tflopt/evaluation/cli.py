@@ -22,7 +22,7 @@ def _shapes(specs):
         raise TfloptError(str(e)) from None
 
 
-def _check_report_path(report: Path | None) -> None:
+def check_report_path(report: Path | None) -> None:
     if report is None:
         return
     if report.suffix.lower() not in (".html", ".htm", ".md"):
@@ -84,7 +84,7 @@ def compare_cmd(reference, candidate, data, input_keys, labels, top_k, samples, 
     """Compare CANDIDATE's outputs against REFERENCE's on the same inputs (and against labels)."""
     from ..io import load
     from .compare import compare_models
-    _check_report_path(report)
+    check_report_path(report)
     for p in (reference, candidate):
         load(p)  # a missing or corrupt file is "FILE: problem", before any interpreter starts
     if input_keys:
@@ -154,7 +154,7 @@ and spread (p90 - min over the median); model initialisation time; peak memory o
 def bench_cmd(model, others, threads, no_xnnpack, gpu, data, input_shape, runs, warmup, report, as_json):
     from ..io import load
     from .bench import bench_models
-    _check_report_path(report)
+    check_report_path(report)
     models = [model, *others]
     for p in models:
         load(p)
@@ -191,7 +191,7 @@ def gate_options(f):
 def check_gate_options(*, eval_data, labels, calibration, allow_same_data, report, thresholds: dict) -> None:
     """Before any work: options that cannot go together are a one-line error."""
     from .data import same_file
-    _check_report_path(report)
+    check_report_path(report)
     if eval_data is None and any(thresholds.get(k) is not None for k in ("min_cosine", "min_snr", "max_accuracy_drop")):
         raise TfloptError("a fidelity gate needs --data EVAL (samples to measure the output on)")
     if thresholds.get("max_accuracy_drop") is not None and labels is None:

@@ -24,14 +24,14 @@ from .metrics import accuracy_entry, agreement, fidelity, is_classifier_output
 _UNREADABLE = {"RESOURCE", "VARIANT", "STRING"}
 
 
-def _to_float(x: np.ndarray, detail: dict) -> np.ndarray:
+def to_float(x: np.ndarray, detail: dict) -> np.ndarray:
     scale, zp = detail.get("quantization", (0.0, 0))
     if scale and np.asarray(x).dtype.kind in "iu":
         return ((x.astype(np.float64) - zp) * scale).astype(np.float32)
     return np.asarray(x, np.float32) if np.asarray(x).dtype.kind in "fiu" else x
 
 
-def _from_float(x: np.ndarray, detail: dict) -> np.ndarray:
+def from_float(x: np.ndarray, detail: dict) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
     scale, zp = detail.get("quantization", (0.0, 0))
     x = np.asarray(x)
@@ -146,7 +146,7 @@ def _intermediates(interp, names: set[str]) -> dict[str, np.ndarray]:
             continue
         if x is None or x.dtype.kind not in "fiu":
             continue
-        out[d["name"]] = _to_float(x, d)
+        out[d["name"]] = to_float(x, d)
     return out
 
 
@@ -156,11 +156,11 @@ def _run_pair(ra: _Runner, rb: _Runner, sample_list) -> tuple[list, list, list]:
     for sample in sample_list:
         if len(sample) != len(da):
             raise TfloptError(f"a sample has {len(sample)} inputs, the models take {len(da)}")
-        floats = [_to_float(np.asarray(x), d) for x, d in zip(sample, da)]
-        xa = ra.run([_from_float(x, d) for x, d in zip(floats, da)])
-        xb = rb.run([_from_float(x, d) for x, d in zip(floats, db)])
-        outs_a.append([_to_float(x, d) for x, d in zip(xa, ra.outputs)])
-        outs_b.append([_to_float(x, d) for x, d in zip(xb, rb.outputs)])
+        floats = [to_float(np.asarray(x), d) for x, d in zip(sample, da)]
+        xa = ra.run([from_float(x, d) for x, d in zip(floats, da)])
+        xb = rb.run([from_float(x, d) for x, d in zip(floats, db)])
+        outs_a.append([to_float(x, d) for x, d in zip(xa, ra.outputs)])
+        outs_b.append([to_float(x, d) for x, d in zip(xb, rb.outputs)])
         floats_all.append(floats)
     return outs_a, outs_b, floats_all
 
@@ -171,8 +171,8 @@ def _per_layer(a, b, floats_all, input_shapes) -> list[dict]:
     shared = _activation_names(a) & _activation_names(b)
     layers: dict[str, tuple[list, list]] = {}
     for floats in floats_all:
-        ia.run([_from_float(x, d) for x, d in zip(floats, ia.inputs)])
-        ib.run([_from_float(x, d) for x, d in zip(floats, ib.inputs)])
+        ia.run([from_float(x, d) for x, d in zip(floats, ia.inputs)])
+        ib.run([from_float(x, d) for x, d in zip(floats, ib.inputs)])
         ta, tb = _intermediates(ia.interp, shared), _intermediates(ib.interp, shared)
         for name in ta.keys() & tb.keys():
             if ta[name].shape == tb[name].shape:

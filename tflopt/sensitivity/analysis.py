@@ -151,14 +151,14 @@ class Trials:
         return Score(scored)
 
     def _run(self, model: Model) -> list[list[np.ndarray]]:
-        from tflopt.evaluation.compare import _from_float, _to_float
+        from tflopt.evaluation.compare import from_float, to_float
         interp = runtime.interpreter(model)
         ins, outs = interp.get_input_details(), interp.get_output_details()
         self._details = outs
         result = []
         for sample in self.samples:
-            r = runtime.invoke(interp, [_from_float(np.asarray(x, np.float32), d) for x, d in zip(sample, ins)])
-            result.append([_to_float(x, d) for x, d in zip(r, outs)])
+            r = runtime.invoke(interp, [from_float(np.asarray(x, np.float32), d) for x, d in zip(sample, ins)])
+            result.append([to_float(x, d) for x, d in zip(r, outs)])
         return result
 
     # -- switched models ----------------------------------------------------------------------

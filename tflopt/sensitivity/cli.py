@@ -26,12 +26,12 @@ def sensitivity_cmd(model, calibration, data, calibration_normalize, mode, top, 
     from tflopt.calibration import load_calibration
     from tflopt.cli import emit_json
     from tflopt.errors import TfloptError
-    from tflopt.evaluation.cli import _check_report_path
+    from tflopt.evaluation.cli import check_report_path
     from tflopt.io import load
     from tflopt.passes.quantize import QuantizeOptions
 
     from .analysis import analyze
-    _check_report_path(report)
+    check_report_path(report)
     m = load(model)
     cal = load_calibration(calibration, m, normalize=calibration_normalize)
     ev = load_calibration(data, m, normalize=calibration_normalize) if data is not None else cal

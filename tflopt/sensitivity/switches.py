@@ -144,18 +144,18 @@ class SwitchRunner:
 
     def __init__(self, content: bytes, slots: dict[str, int], samples):
         from tflopt import runtime
-        from tflopt.evaluation.compare import _from_float
+        from tflopt.evaluation.compare import from_float
         self.slots = slots
         self.interp = runtime.interpreter(content)
         ins = self.interp.get_input_details()
         self.switch = ins[-1]
-        self.feeds = [[_from_float(np.asarray(x, np.float32), d) for x, d in zip(s, ins[:-1])] for s in samples]
+        self.feeds = [[from_float(np.asarray(x, np.float32), d) for x, d in zip(s, ins[:-1])] for s in samples]
         self.details = self.interp.get_output_details()
 
     def run(self, on=()) -> list[list[np.ndarray]]:
         """Per sample, every output (as float) with the groups named in ``on`` switched."""
         from tflopt import runtime
-        from tflopt.evaluation.compare import _to_float
+        from tflopt.evaluation.compare import to_float
         vector = np.zeros(self.switch["shape"], np.float32)
         for g in on:
             if g in self.slots:
@@ -163,7 +163,7 @@ class SwitchRunner:
         result = []
         for feed in self.feeds:
             r = runtime.invoke(self.interp, feed + [vector])
-            result.append([_to_float(x, d) for x, d in zip(r, self.details)])
+            result.append([to_float(x, d) for x, d in zip(r, self.details)])
         return result
 
 
