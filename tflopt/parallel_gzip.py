@@ -31,9 +31,10 @@ def _deflate(block: bytes, zdict: bytes | None, level: int, last: bool) -> bytes
 
 class ParallelGzip:
     """Feed with ``write``; the gzip stream goes to ``out`` (a callable taking bytes, or None
-    to only count it in ``bytes``) in order, a block at a time; ``close`` ends it. Block ends depend only on the bytes written, never on
-    how the writes were cut or on the thread count, so the stream is deterministic. At most
-    two blocks per worker are in flight (a few MB)."""
+    to only count it in ``bytes``) in order, a block at a time; ``close`` ends it. Block ends
+    depend only on the bytes written, never on how the writes were cut or on the thread
+    count, so the stream is deterministic. At most two blocks per worker are in flight (a few
+    MB)."""
 
     def __init__(self, out=None, level: int = 6, threads: int | None = None):
         self._sink, self.level, self.bytes = out, level, 0

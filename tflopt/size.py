@@ -56,8 +56,9 @@ class CompressedSizes:
     """A write-only sink that counts the bytes written and what gzip and zstd make of them,
     a chunk at a time: nothing is kept but the compressors' windows and a few blocks in
     flight. gzip is deflated on every core (ParallelGzip: one stream, within a sync marker
-    per MiB of ``gzip.compress``) while zstd runs here (see zstd_compressor). zstd is told the total size up front when known (the frame header then
-    records it, as a one-shot compression does)."""
+    per MiB of ``gzip.compress``) while zstd runs here (see zstd_compressor). zstd is told
+    the total size up front when known (the frame header then records it, as a one-shot
+    compression does)."""
 
     def __init__(self, gzip_level: int = GZIP_LEVEL, zstd_level: int = ZSTD_LEVEL, size: int | None = None):
         self.gzip_level, self.zstd_level = gzip_level, zstd_level
