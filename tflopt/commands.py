@@ -304,13 +304,13 @@ def passes_cmd(as_json: bool):
     import dataclasses
     import typing
 
-    from .pipeline import REGISTRY, _default_of, _load_builtin_passes
+    from .pipeline import REGISTRY, _load_builtin_passes, option_default
     _load_builtin_passes()
     out = []
     for name in sorted(REGISTRY):
         cls = REGISTRY[name]
         hints = typing.get_type_hints(cls.Options)
-        opts = [{"name": f.name, "type": _type_name(hints[f.name]), "default": _default_of(f),
+        opts = [{"name": f.name, "type": _type_name(hints[f.name]), "default": option_default(f),
                  "search": list(f.metadata.get("search", []))}   # values `tflopt search` explores
                 for f in dataclasses.fields(cls.Options)]
         out.append({"name": name, "summary": cls.summary, "options": opts})

@@ -59,18 +59,13 @@ class Pass:
     def run(self, model: Model, ctx: PassContext) -> PassResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _differs(self, option: str) -> bool:
-        """Whether an option's value differs from its default."""
-        f = next(f for f in dataclasses.fields(self.options) if f.name == option)
-        return getattr(self.options, option) != _default_of(f)
-
     def spec(self) -> str:
         """The pipeline text that recreates this pass: the options given, and any other option
         that differs from its default."""
         parts = []
         for f in dataclasses.fields(self.options):
             value = getattr(self.options, f.name)
-            if f.name in self._given or value != _default_of(f):
+            if f.name in self._given or value != option_default(f):
                 parts.append(f"{f.name}={_format_value(value)}")
         return f"{self.name}({','.join(parts)})" if parts else self.name
 
@@ -136,7 +131,8 @@ def search_space_of(options_cls: type) -> dict[str, dict[str, Any]]:
             for f in dataclasses.fields(options_cls) if "search" in f.metadata}
 
 
-def _default_of(f: dataclasses.Field):
+def option_default(f: dataclasses.Field):
+    """An options dataclass field's default (MISSING when it has none)."""
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PipelineError, TfloptError
-from ..pipeline import get_pass, search_space_of
+from ..pipeline import get_pass, option_default, search_space_of
 
 DEFAULT_LEVELS = ("prune", "cluster", "quantize")
 
@@ -59,7 +59,7 @@ class Level:
         """Every valid combination of the level's values, in order; combinations the pass
         refuses (``weights=gptq`` with ``mode=float16``) are left out."""
         cls = get_pass(self.pass_name)
-        defaults = {f.name: cls().options.__dict__[f.name] for f in dataclasses.fields(cls.Options)}
+        defaults = {f.name: option_default(f) for f in dataclasses.fields(cls.Options)}
         names = list(self.options)
         out, seen = [], set()
         for combo, point in itertools.product(itertools.product(*(self.options[n] for n in names)),
